@@ -1,0 +1,161 @@
+"""FAN: stacked hourglass network with hierarchical residual blocks (Bulat & Tzimiropoulos).
+
+Input (B, 3, H, W) float32, normalised as `ModelConfig.mean/std` say, RGB; output
+(B, K, H/stride, W/stride) heatmaps of the last stack (`forward_all` returns every stack's).
+The blocks use conv-BN-ReLU order (rather than FAN's pre-activation) so that every BN folds
+into its convolution at export, which matters for CPU speed; the hierarchical, multi-scale
+structure of the block (3x3 convs of C/2, C/4, C/4 channels, concatenated) is FAN's.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture and the input contract that ships with the weights."""
+
+    stacks: int = 2
+    width: int = 256
+    depth: int = 4  # hourglass levels (number of 2x poolings inside one hourglass)
+    n_points: int = 68
+    input_hw: tuple[int, int] = (256, 256)
+    heatmap_hw: tuple[int, int] = (64, 64)
+    stem_width: int = 64
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.25, 0.25, 0.25)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_hw", tuple(int(v) for v in self.input_hw))
+        object.__setattr__(self, "heatmap_hw", tuple(int(v) for v in self.heatmap_hw))
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        sh, sw = self.input_hw[0] / self.heatmap_hw[0], self.input_hw[1] / self.heatmap_hw[1]
+        if sh != sw or sh not in (2, 4):
+            raise ValueError(f"input {self.input_hw} / heatmap {self.heatmap_hw}: stride must be 2 or 4 on both axes")
+        if self.heatmap_hw[0] % (2**self.depth) or self.heatmap_hw[1] % (2**self.depth):
+            raise ValueError(f"heatmap {self.heatmap_hw} not divisible by 2**depth={2**self.depth}")
+        if self.width % 4:
+            raise ValueError("width must be a multiple of 4")
+
+    @property
+    def stride(self) -> int:
+        return self.input_hw[0] // self.heatmap_hw[0]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+
+
+PRESETS = {
+    # The paper's configuration.
+    "fan2-256": ModelConfig(stacks=2, width=256, depth=4, input_hw=(256, 256), heatmap_hw=(64, 64)),
+    # Real-time CPU models: 128x128 input, 32x32 heatmaps.
+    "rt-s": ModelConfig(stacks=1, width=64, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
+                        stem_width=32),
+    "rt-m": ModelConfig(stacks=1, width=96, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
+                        stem_width=32),
+}
+
+
+def _cbr(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class HierarchicalBlock(nn.Module):
+    """FAN's hierarchical, parallel and multi-scale residual block: C/2 + C/4 + C/4 channels."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.c1 = _cbr(cin, cout // 2)
+        self.c2 = _cbr(cout // 2, cout // 4)
+        self.c3 = _cbr(cout // 4, cout // 4)
+        self.skip = (nn.Identity() if cin == cout else
+                     nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.c1(x)
+        b = self.c2(a)
+        c = self.c3(b)
+        return torch.cat([a, b, c], 1) + self.skip(x)
+
+
+class Hourglass(nn.Module):
+    def __init__(self, depth: int, width: int):
+        super().__init__()
+        self.up = HierarchicalBlock(width, width)
+        self.low1 = HierarchicalBlock(width, width)
+        self.low2 = Hourglass(depth - 1, width) if depth > 1 else HierarchicalBlock(width, width)
+        self.low3 = HierarchicalBlock(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        low = self.low3(self.low2(self.low1(F.max_pool2d(x, 2))))
+        return self.up(x) + F.interpolate(low, scale_factor=2.0, mode="nearest")
+
+
+class FAN(nn.Module):
+    """Stacked hourglass: (B, 3, H, W) -> (B, K, H/stride, W/stride) heatmaps."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        c, s = config.width, config.stem_width
+        layers = [_cbr(3, s, 7 if config.stacks > 1 else 3, 2), HierarchicalBlock(s, 2 * s)]
+        if config.stride == 4:
+            layers.append(nn.MaxPool2d(2))
+        layers += [HierarchicalBlock(2 * s, c)]
+        self.stem = nn.Sequential(*layers)
+        self.hourglasses = nn.ModuleList(Hourglass(config.depth, c) for _ in range(config.stacks))
+        self.features = nn.ModuleList(
+            nn.Sequential(HierarchicalBlock(c, c), _cbr(c, c, 1)) for _ in range(config.stacks))
+        self.heads = nn.ModuleList(nn.Conv2d(c, config.n_points, 1) for _ in range(config.stacks))
+        self.merge_features = nn.ModuleList(nn.Conv2d(c, c, 1) for _ in range(config.stacks - 1))
+        self.merge_heads = nn.ModuleList(nn.Conv2d(config.n_points, c, 1)
+                                         for _ in range(config.stacks - 1))
+
+    def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every stack's (B, K, h, w) heatmaps, for intermediate supervision."""
+        x = self.stem(x)
+        outs = []
+        for i in range(self.config.stacks):
+            f = self.features[i](self.hourglasses[i](x))
+            hm = self.heads[i](f)
+            outs.append(hm)
+            if i < self.config.stacks - 1:
+                x = x + self.merge_features[i](f) + self.merge_heads[i](hm)
+        return outs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_all(x)[-1]
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: FAN) -> int:
+    """Multiply-accumulates of one forward pass at batch 1 (convolutions only)."""
+    macs = 0
+
+    def hook(mod: nn.Conv2d, _inp, out):
+        nonlocal macs
+        k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
+        macs += out.numel() * k
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 3, *model.config.input_hw))
+    model.train(was_training)
+    for h in hooks:
+        h.remove()
+    return macs

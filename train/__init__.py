@@ -1,0 +1,1 @@
+"""Training: crop cache, augmentation, losses and the training loop for `tracker.model.FAN`."""

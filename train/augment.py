@@ -1,0 +1,71 @@
+"""Random geometric and photometric augmentation of cached face crops (paper section 5.1).
+
+A sample is drawn as a transform from cache-crop pixels (see `train.cache`) to network-input
+pixels: rotation, scale, translation and an optional mirror about the crop centre; colour is
+scaled per channel.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tracker.geometry import apply, similarity, warp
+from tracker.landmarks import IBUG68, LandmarkScheme
+from train.cache import CACHE_SIDE, MARGIN
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    rotation_deg: float = 30.0
+    scale: tuple[float, float] = (0.85, 1.15)
+    translate: float = 0.08  # fraction of the crop side, uniform in +-translate per axis
+    flip: float = 0.5  # probability
+    colour: tuple[float, float] = (0.6, 1.4)
+    grey: float = 0.05  # probability of a grey-scale sample
+    blur: float = 0.1  # probability of a Gaussian blur (motion, focus, small faces)
+
+
+def sample_transform(rng: np.random.Generator, cfg: AugmentConfig, input_side: int) -> tuple[np.ndarray, bool]:
+    """A random (2, 3) transform from cache-crop pixels to input pixels, and whether it mirrors."""
+    c = (CACHE_SIDE - 1) / 2
+    base = input_side / (CACHE_SIDE / MARGIN)
+    s = base * rng.uniform(*cfg.scale)
+    angle = rng.uniform(-cfg.rotation_deg, cfg.rotation_deg)
+    flip = bool(rng.random() < cfg.flip)
+    shift = rng.uniform(-cfg.translate, cfg.translate, 2) * input_side
+    dst = np.array([(input_side - 1) / 2, (input_side - 1) / 2]) + shift
+    return similarity(np.array([c, c]), dst, s, angle, flip), flip
+
+
+def canonical_transform(input_side: int) -> np.ndarray:
+    """The un-augmented transform from cache-crop pixels to input pixels."""
+    c = (CACHE_SIDE - 1) / 2
+    return similarity(np.array([c, c]), np.array([(input_side - 1) / 2] * 2),
+                      input_side / (CACHE_SIDE / MARGIN))
+
+
+def augment(rng: np.random.Generator, image: np.ndarray, xy: np.ndarray, cfg: AugmentConfig,
+            input_side: int, scheme: LandmarkScheme = IBUG68) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One augmented sample: ((S, S, 3) uint8 image, (K, 2) input-space points, (2, 3) transform
+    from cache crop to input). Under a mirror the points are relabelled with the scheme's flip
+    permutation, so point i stays 'the left eye corner' etc."""
+    import cv2
+
+    m, flip = sample_transform(rng, cfg, input_side)
+    out = warp(image, m, (input_side, input_side))
+    pts = apply(m, xy)
+    if flip:
+        pts = pts[list(scheme.flip)]
+    out = photometric(rng, out, cfg)
+    if rng.random() < cfg.blur:
+        k = int(rng.choice([3, 5]))
+        out = cv2.GaussianBlur(out, (k, k), 0)
+    return out, pts, m
+
+
+def photometric(rng: np.random.Generator, image: np.ndarray, cfg: AugmentConfig) -> np.ndarray:
+    img = image.astype(np.float32) * rng.uniform(*cfg.colour, 3).astype(np.float32)
+    if rng.random() < cfg.grey:
+        img[:] = img.mean(-1, keepdims=True)
+    return np.clip(img, 0, 255).astype(np.uint8)

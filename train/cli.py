@@ -1,0 +1,67 @@
+"""Command line for training: `python -m train RECIPE [--set key=value ...]`.
+
+    python -m train.cache ../shared/data            # once: cut the crop cache
+    python -m train rt                              # the real-time model's recipe
+    python -m train paper --set out=runs/paper      # the paper's recipe
+    python -m train --config runs/rt-m/config.json  # reproduce (or resume) a run
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from train.config import RECIPES, TrainConfig
+
+
+def parse_overrides(items: list[str]) -> dict:
+    out = {}
+    for it in items:
+        if "=" not in it:
+            raise SystemExit(f"--set expects key=value, got {it!r}")
+        k, v = it.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m train", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("recipe", nargs="?", choices=sorted(RECIPES))
+    ap.add_argument("--config", type=Path, help="a config.json to reproduce or resume")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="override config fields (values parsed as JSON when they can be)")
+    ap.add_argument("--max-minutes", type=float, default=None,
+                    help="stop (with a checkpoint) after this long; run again to resume")
+    a = ap.parse_args(argv)
+    if (a.recipe is None) == (a.config is None):
+        ap.error("give a recipe or --config")
+    overrides = parse_overrides(a.set)
+    try:
+        cfg = (TrainConfig.load(a.config, **overrides) if a.config
+               else replace(RECIPES[a.recipe], **overrides))
+    except (TypeError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not Path(cfg.cache).exists():
+        print(f"error: crop cache {cfg.cache} not found; build it with "
+              f"`python -m train.cache DATA_ROOT -o {cfg.cache}`", file=sys.stderr)
+        return 2
+    from train.loop import Trainer
+
+    print(json.dumps(asdict(cfg)))
+    try:
+        Trainer(cfg).fit(None if a.max_minutes is None else a.max_minutes * 60)
+    except KeyboardInterrupt:
+        print("interrupted; the last checkpoint is kept, run again to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Training configuration: one frozen dataclass, saved beside every run so that it reproduces."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from tracker.model import PRESETS
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    preset: str = "rt-m"
+    cache: str = ".cache/train_crops.npz"
+    out: str = "runs/rt-m"
+    epochs: int = 50
+    samples_per_epoch: int = 8192
+    batch: int = 32
+    lr: float = 1e-4
+    milestones: tuple[int, ...] = (25, 40)
+    gamma: float = 0.1
+    sigma: float = 2.0
+    encoding: str = "continuous"
+    siamese: bool = False
+    # Share of each source in the sampled batches; clips share `videos` equally.
+    source_weights: dict = field(default_factory=lambda: {
+        "300w_lfpw": 0.2, "300w_helen": 0.2, "300w_afw": 0.1, "lfw": 0.15, "utkface": 0.1,
+        "misc": 0.03, "photos": 0.02, "videos": 0.2})
+    human_sources: tuple[str, ...] = ("300w_lfpw", "300w_helen", "300w_afw")
+    teacher_loss_weight: float = 0.5  # human labels weigh 1.0
+    val_fraction: float = 0.08  # of the human identity groups, held out
+    seed: int = 0
+    threads: int = 2
+    checkpoint_every: int = 50  # steps
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; one of {sorted(PRESETS)}")
+        object.__setattr__(self, "milestones", tuple(self.milestones))
+        object.__setattr__(self, "human_sources", tuple(self.human_sources))
+        if self.batch < 1 or self.epochs < 1 or self.samples_per_epoch < self.batch:
+            raise ValueError("batch, epochs and samples_per_epoch must be positive, "
+                             "samples_per_epoch >= batch")
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def load(cls, path: Path, **overrides) -> "TrainConfig":
+        d = json.loads(Path(path).read_text())
+        d.update(overrides)
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
+        return cls(**d)
+
+
+#: Recipes. `paper` is section 5.1 of the paper; `rt` is the real-time CPU model's.
+RECIPES = {
+    "paper": TrainConfig(preset="fan2-256", out="runs/fan2-256", epochs=50, lr=1e-4,
+                         milestones=(25, 40), siamese=True),
+    "rt": TrainConfig(preset="rt-m", out="runs/rt-m", epochs=30, lr=1e-3, milestones=(22, 27),
+                      samples_per_epoch=8192),
+}

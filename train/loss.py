@@ -1,0 +1,60 @@
+"""Heatmap losses: L2 on targets from the codec, and the Siamese consistency loss (paper eq. 6).
+
+Shapes: heatmaps (B, K, h, w); per-sample weights (B,); point masks (B, K).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def heatmap_l2(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+               mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Weighted mean over samples of the per-map summed squared error, averaged over points."""
+    err = ((pred - target) ** 2).sum((-1, -2))  # (B, K)
+    if mask is not None:
+        err = err * mask
+        per_sample = err.sum(-1) / mask.sum(-1).clamp(min=1)
+    else:
+        per_sample = err.mean(-1)
+    return (per_sample * weight).sum() / weight.sum().clamp(min=1e-8)
+
+
+def affine_grid_for(m_src_to_dst: np.ndarray, src_hw: tuple[int, int],
+                    dst_hw: tuple[int, int]) -> torch.Tensor:
+    """Sampling grid that warps (B, K, h_src, w_src) maps into the dst frame through a batch of
+    (B, 2, 3) pixel transforms src -> dst (pixel-centre convention, align_corners=False)."""
+    m = np.asarray(m_src_to_dst, np.float64)
+    b = m.shape[0]
+    a = np.concatenate([m, np.tile([[[0.0, 0.0, 1.0]]], (b, 1, 1))], 1)
+    inv = np.linalg.inv(a)  # dst pixels -> src pixels
+    hd, wd = dst_hw
+    hs, ws = src_hw
+    # normalised dst -> dst pixels: x_pix = ((x_n + 1) * W - 1) / 2
+    n2p_dst = np.array([[wd / 2, 0, (wd - 1) / 2], [0, hd / 2, (hd - 1) / 2], [0, 0, 1]])
+    p2n_src = np.array([[2 / ws, 0, 1 / ws - 1], [0, 2 / hs, 1 / hs - 1], [0, 0, 1]])
+    theta = (p2n_src @ inv @ n2p_dst)[:, :2]  # (B, 2, 3)
+    return F.affine_grid(torch.as_tensor(theta, dtype=torch.float32), [b, 1, hd, wd],
+                         align_corners=False)
+
+
+def warp_heatmaps(hm: torch.Tensor, m_src_to_dst: np.ndarray, dst_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Warp (B, K, h, w) heatmaps through (B, 2, 3) heatmap-pixel transforms; also return the
+    (B, 1, h', w') mask of destination pixels that came from inside the source map."""
+    grid = affine_grid_for(m_src_to_dst, hm.shape[-2:], dst_hw).to(hm.device)
+    warped = F.grid_sample(hm, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    ones = torch.ones(hm.shape[0], 1, *hm.shape[-2:], device=hm.device)
+    inside = F.grid_sample(ones, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return warped, (inside > 0.999).to(hm.dtype)
+
+
+def siamese_l2(pred_a: torch.Tensor, pred_b: torch.Tensor, m_a_to_ref: np.ndarray,
+               m_b_to_ref: np.ndarray, target_ref: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Paper eq. 6: both branches' heatmaps warped back to the reference frame and summed; the
+    L2 is taken between the sum and twice the reference target, on pixels both branches see."""
+    wa, ma = warp_heatmaps(pred_a, m_a_to_ref, target_ref.shape[-2:])
+    wb, mb = warp_heatmaps(pred_b, m_b_to_ref, target_ref.shape[-2:])
+    mask = ma * mb
+    err = (((wa + wb - 2 * target_ref) * mask) ** 2).sum((-1, -2)).mean(-1)  # (B,)
+    return (err * weight).sum() / weight.sum().clamp(min=1e-8)
