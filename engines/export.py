@@ -1,0 +1,63 @@
+"""ONNX export of a FAN with the tracker's metadata, checked against torch with onnxruntime."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tracker.modelfile import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, ModelInfo
+
+
+def export_onnx(net: torch.nn.Module, info: ModelInfo, path: str | Path, opset: int = 17,
+                check: bool = True, atol: float = 1e-4) -> float:
+    """Write `net` to `path` with a dynamic batch axis and `info` in the metadata.
+
+    With `check`, runs the file with onnxruntime on random input at batch 1 and 3 and raises
+    if the heatmaps differ from torch's by more than `atol`; returns the max abs difference.
+    """
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    net = net.float().eval().cpu()
+    h, w = info.model.input_hw
+    dummy = torch.zeros(1, 3, h, w)
+    torch.onnx.export(net, (dummy,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                      dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                      opset_version=opset, dynamo=False)
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, info.to_json()
+    model.doc_string = f"tracker model {info.name}"
+    onnx.save(model, str(path))
+    if not check:
+        return float("nan")
+    return parity(net, path)
+
+
+def parity(net: torch.nn.Module, path: str | Path, batches: tuple[int, ...] = (1, 3),
+           seed: int = 0, atol: float = 1e-4) -> float:
+    """Max abs difference between torch and onnxruntime heatmaps on random input."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    shape = sess.get_inputs()[0].shape
+    g = np.random.default_rng(seed)
+    worst = 0.0
+    for b in batches:
+        x = g.standard_normal((b, 3, shape[2], shape[3])).astype(np.float32)
+        with torch.no_grad():
+            ref = net(torch.from_numpy(x)).numpy()
+        out = sess.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+        worst = max(worst, float(np.abs(out - ref).max()))
+    if worst > atol:
+        raise RuntimeError(f"{path}: onnxruntime differs from torch by {worst:.2e} (> {atol:.0e})")
+    return worst
+
+
+def save_shipped(net: torch.nn.Module, info: ModelInfo, path: str | Path, half: bool = True) -> None:
+    """A small torch checkpoint for the torch backends: {"model_info", "state_dict"}."""
+    sd = {k: (v.half() if half and v.is_floating_point() else v) for k, v in net.state_dict().items()}
+    torch.save({"model_info": info.to_json(), "state_dict": sd}, str(path))
