@@ -66,12 +66,14 @@ def sampling_weights(cache: Cache, idx: np.ndarray, cfg: TrainConfig) -> np.ndar
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, cache: Cache | None = None):
+    def __init__(self, cfg: TrainConfig, cache: Cache | None = None,
+                 model_config: ModelConfig | None = None):
+        """`model_config` overrides the preset's architecture (tests use tiny models)."""
         self.cfg = cfg
         torch.set_num_threads(cfg.threads)
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.mc = PRESETS[cfg.preset]
+        self.mc = model_config or PRESETS[cfg.preset]
         self.codec = HeatmapCodec(self.mc.input_hw, self.mc.heatmap_hw, cfg.sigma, cfg.encoding)
         self.cache = cache if cache is not None else Cache.load(Path(cfg.cache))
         self.train_idx, self.val_idx = split(self.cache, cfg)
@@ -85,6 +87,7 @@ class Trainer:
         self.sched = torch.optim.lr_scheduler.MultiStepLR(self.opt, list(cfg.milestones), cfg.gamma)
         self.rng = np.random.default_rng(cfg.seed)
         self.aug = AugmentConfig()
+        self.last_losses: list[float] = []
         self.epoch, self.step_in_epoch, self.best = 0, 0, float("inf")
         if (self.out / "last.pt").exists():
             self._load(self.out / "last.pt")

@@ -1,0 +1,38 @@
+import numpy as np
+
+from tracker.geometry import apply
+from tracker.landmarks import IBUG68
+from train.augment import AugmentConfig, augment, canonical_transform
+from train.cache import CACHE_SIDE
+
+
+def test_flip_swaps_left_and_right_points(fixture_cache):
+    img, xy = fixture_cache.images[0], fixture_cache.points[0].astype(np.float64)
+    cfg = AugmentConfig(rotation_deg=0, scale=(1, 1), translate=0, flip=1.0, blur=0, grey=0)
+    out, pts, m = augment(np.random.default_rng(0), img, xy, cfg, 128)
+    canon = apply(canonical_transform(128), xy)
+    mirrored_x = 127 - canon[:, 0]
+    # point 36 (right eye outer corner) after the flip is where the mirrored 45 is, and so on
+    for a, b in [(36, 45), (0, 16), (48, 54), (30, 30)]:
+        assert np.allclose(pts[a], [mirrored_x[b], canon[b, 1]], atol=1e-6)
+    # the mirrored image agrees: the crop is the canonical crop mirrored
+    assert np.linalg.det(m[:, :2]) < 0
+    assert list(IBUG68.flip[:3]) == [16, 15, 14]
+
+
+def test_augmented_points_follow_the_pixels(fixture_cache):
+    """A bright dot drawn at a landmark in the cache crop stays under the augmented landmark."""
+    rng = np.random.default_rng(1)
+    img = np.zeros((CACHE_SIDE, CACHE_SIDE, 3), np.uint8)
+    xy = fixture_cache.points[0].astype(np.float64)
+    x, y = np.round(xy[30]).astype(int)
+    img[y - 2:y + 3, x - 2:x + 3] = 255
+    xy[30] = [x, y]
+    cfg = AugmentConfig(colour=(1, 1), blur=0, grey=0, flip=0.0)
+    for _ in range(5):
+        out, pts, _ = augment(rng, img, xy, cfg, 128)
+        g = out[..., 0].astype(float)
+        ys, xs = np.nonzero(g > 0)
+        w = g[ys, xs]
+        centroid = np.array([(xs * w).sum() / w.sum(), (ys * w).sum() / w.sum()])
+        assert np.linalg.norm(centroid - pts[30]) < 0.2
