@@ -38,7 +38,10 @@ def quantise(xy_hm: np.ndarray, encoding: str) -> np.ndarray:
 def encode_np(xy_hm: np.ndarray, size_hw: tuple[int, int], sigma: float,
               encoding: str = "continuous", mask: np.ndarray | None = None) -> np.ndarray:
     """Render (..., K, 2) heatmap-space points as (..., K, h, w) Gaussians with peak 1."""
-    xy_hm = quantise(np.asarray(xy_hm, np.float64), encoding)
+    xy_hm = np.asarray(xy_hm, np.float64)
+    if xy_hm.ndim < 2 or xy_hm.shape[-1] != 2:
+        raise ValueError(f"encode: expected (..., K, 2) points, got shape {xy_hm.shape}")
+    xy_hm = quantise(xy_hm, encoding)
     h, w = size_hw
     xs = np.arange(w, dtype=np.float64)
     ys = np.arange(h, dtype=np.float64)

@@ -12,6 +12,8 @@ from tracker.codec import DECODERS, ENCODINGS
 def encode(xy_hm: torch.Tensor, size_hw: tuple[int, int], sigma: float,
            encoding: str = "continuous", mask: torch.Tensor | None = None) -> torch.Tensor:
     """Render (B, K, 2) heatmap-space points as (B, K, h, w) Gaussians with peak 1."""
+    if xy_hm.ndim < 2 or xy_hm.shape[-1] != 2:
+        raise ValueError(f"encode: expected (..., K, 2) points, got shape {tuple(xy_hm.shape)}")
     if encoding == "floor":
         xy_hm = torch.floor(xy_hm)
     elif encoding == "round":
