@@ -600,7 +600,14 @@ def add_subcommands(subparsers) -> None:
 
 def _model_args(p: argparse.ArgumentParser, detector: bool) -> None:
     p.add_argument("--model", default=None, help="model file (default: the bundled rt-m)")
-    p.add_argument("--backend", default="onnxruntime", help="inference backend (default onnxruntime)")
+    try:
+        from tracker.backends import BACKENDS
+
+        backends = list(BACKENDS)
+    except ImportError:
+        backends = None
+    p.add_argument("--backend", default="onnxruntime", choices=backends,
+                   help="inference backend (default onnxruntime)")
     if detector:
         p.add_argument("--detector", default=None, choices=["short", "full"], help="face detector model")
         p.add_argument("--detect-every", type=int, default=None, help="run the detector every N frames")
@@ -626,7 +633,7 @@ def tracker_config(args: argparse.Namespace):
 def _user_errors() -> tuple[type[BaseException], ...]:
     errs: list[type[BaseException]] = [EvalError, DatasetError, PtsError, FileNotFoundError]
     for mod, name in (("tracker.modelfile", "ModelFileError"), ("tracker.capture", "SourceError"),
-                      ("tracker.backends", "BackendError")):
+                      ("tracker.backends", "BackendUnavailable")):
         try:
             errs.append(getattr(__import__(mod, fromlist=[name]), name))
         except (ImportError, AttributeError):
