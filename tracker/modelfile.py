@@ -76,7 +76,10 @@ def read_onnx_info(path: str | Path) -> ModelInfo:
     props = {p.key: p.value for p in m.metadata_props}
     if METADATA_KEY not in props:
         raise ModelFileError(f"{path}: no '{METADATA_KEY}' metadata; export it with `engines export`")
-    return ModelInfo.from_json(props[METADATA_KEY])
+    try:
+        return ModelInfo.from_json(props[METADATA_KEY])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelFileError(f"{path}: damaged '{METADATA_KEY}' metadata ({e!r})") from None
 
 
 def load_torch(path: str | Path, device: str = "cpu"):
@@ -93,6 +96,8 @@ def load_torch(path: str | Path, device: str = "cpu"):
         ck = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:
         raise ModelFileError(f"{path}: not a readable torch checkpoint ({e})") from None
+    if not isinstance(ck, dict):
+        raise ModelFileError(f"{path}: neither a shipped model nor a training checkpoint")
     if "model_info" in ck:
         info = ModelInfo.from_json(ck["model_info"])
         state = ck["state_dict"]
