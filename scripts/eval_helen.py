@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tracker.datasets import image_folder  # noqa: E402
-from tracker.evaluate import _jsonable, evaluate_images  # noqa: E402
+from tracker.evaluate import evaluate_images, jsonable  # noqa: E402
 from tracker.metrics import plot_ced  # noqa: E402
 
 METHODS = ("ours-detector", "ours-gt-box", "mediapipe", "dlib")
@@ -146,7 +146,7 @@ def main(argv=None) -> int:
                     "found counts as NME 1.0; when a detector returns several faces the one "
                     "centred on the labelled face is scored"),
            "rows": ordered}
-    json_path.write_text(json.dumps(_jsonable(doc), indent=1))
+    json_path.write_text(json.dumps(jsonable(doc), indent=1))
     plot_ced({LABELS.get(r["method"], r["method"]): np.array(r["errors_io"]) for r in ordered},
              str(a.out / "helen_test_ced.png"), 0.10, title=f"300-W HELEN test, {len(records)} faces")
     md = [f"# 300-W HELEN test set: {len(records)} human-labelled faces", "",

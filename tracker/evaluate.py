@@ -203,9 +203,10 @@ def aggregate_300vw(rows: Sequence[FrameRow], cutoff: float = CUTOFF_300VW) -> d
     return {"videos": videos, "categories": cats}
 
 
-def clip_folders(root: str | os.PathLike, category: str = "all") -> list[Path]:
+def clip_folders(root: str | os.PathLike, category: str = "all",
+                 names: Sequence[str] | None = None) -> list[Path]:
     """300VW clip folders under `root` (or `root` itself when it is a clip, with annot/), sorted,
-    restricted to a category ("A", "B", "C", "other" or "all")."""
+    restricted to a category ("A", "B", "C", "other" or "all") and to `names` if given."""
     root = Path(root)
     if not root.is_dir():
         raise EvalError(f"{root}: no such folder")
@@ -220,6 +221,11 @@ def clip_folders(root: str | os.PathLike, category: str = "all") -> list[Path]:
         clips = [c for c in clips if category_of(c.name) == category]
         if not clips:
             raise EvalError(f"{root}: no clip of category {category}")
+    if names is not None:
+        missing = sorted(set(names) - {c.name for c in clips})
+        if missing:
+            raise EvalError(f"{root}: no clip folder {', '.join(missing)}")
+        clips = [c for c in clips if c.name in set(names)]
     return clips
 
 
@@ -273,16 +279,16 @@ def _frames_to_run(clip_dir: Path, labels: dict, max_frames: int | None) -> int:
 
 def evaluate_300vw(root: str | os.PathLike, config=None, tracker=None, category: str = "all",
                    max_frames: int | None = None, broken_frames: str | os.PathLike | None = "auto",
-                   progress: bool = True) -> dict:
+                   progress: bool = True, clips: Sequence[str] | None = None) -> dict:
     """Run the tracker over every clip of a 300VW-layout folder and score it.
 
     `tracker` is any object with `reset()` and `process(...)` (default: `Tracker(config)`).
     `broken_frames` is a broken_frames.npy, None, or "auto" (ROOT/broken_frames.npy if present).
     `max_frames` caps the frames decoded per clip (from the first; labels after it are not
-    scored). Returns {"root", "category", "videos", "categories", "counts", "speed", "rows"
+    scored); `clips` restricts the run to these clip folder names. Returns {"root", "category", "videos", "categories", "counts", "speed", "rows"
     (list of FrameRow), "predictions" ({clip: (frames (F,), points (F, 68, 2), NaN if missed)})}.
     """
-    clips = clip_folders(root, category)
+    clips = clip_folders(root, category, clips)
     if broken_frames == "auto":
         auto = Path(root) / "broken_frames.npy"
         broken_frames = auto if auto.is_file() else None
@@ -301,7 +307,7 @@ def evaluate_300vw(root: str | os.PathLike, config=None, tracker=None, category:
     predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     counts = {"clips": len(clips), "frames_run": 0, "frames_labelled": 0, "frames_scored": 0,
               "frames_excluded_broken": 0, "frames_unrun": 0, "missed": 0,
-              "several_faces": 0}
+              "several_faces": 0, "faces_returned": 0}
     seconds = 0.0
     try:
         for clip in clips:
@@ -312,6 +318,7 @@ def evaluate_300vw(root: str | os.PathLike, config=None, tracker=None, category:
             seen: set[int] = set()
             for number, faces, dt in predict_clip(tracker, clip, max_frames, lambda: bar.update(1)):
                 counts["frames_run"] += 1
+                counts["faces_returned"] += len(faces)
                 seconds += dt
                 seen.add(number)
                 gt = lab.get(number)
@@ -332,12 +339,22 @@ def evaluate_300vw(root: str | os.PathLike, config=None, tracker=None, category:
         bar.close()
     counts["frames_scored"] = len(rows)
     counts["missed"] = int(sum(r.missed for r in rows))
+    counts["missed_no_face"] = int(sum(r.missed and r.n_faces == 0 for r in rows))
     result = aggregate_300vw(rows)
     result.update(root=str(root), category=category, counts=counts, rows=rows,
                   predictions=predictions,
-                  speed={"seconds": seconds, "fps": counts["frames_run"] / seconds if seconds else float("nan")},
+                  speed=_speed(seconds, counts["frames_run"], counts["faces_returned"]),
                   broken_frames=str(broken_frames) if broken_frames else None)
     return result
+
+
+def _speed(seconds: float, frames: int, faces: int) -> dict:
+    """Time spent in the model's `process` calls: total, frames per second, ms per frame and
+    per face returned."""
+    nan = float("nan")
+    return {"seconds": seconds, "fps": frames / seconds if seconds else nan,
+            "ms_per_frame": 1000 * seconds / frames if frames else nan,
+            "ms_per_face": 1000 * seconds / faces if faces else nan}
 
 
 def write_300vw(result: dict, out: str | os.PathLike, points: str = "49") -> list[Path]:
@@ -352,7 +369,7 @@ def write_300vw(result: dict, out: str | os.PathLike, points: str = "49") -> lis
     summary["face_choice"] = ("closest landmark-box centre to the annotation, among returned "
                               "faces centred inside the annotation's box")
     p = out / "results.json"
-    p.write_text(json.dumps(_jsonable(summary), indent=1))
+    p.write_text(json.dumps(jsonable(summary), indent=1))
     written.append(p)
     p = out / "frames.csv"
     with p.open("w", newline="") as f:
@@ -536,7 +553,7 @@ def write_images(results: Sequence[dict], out: str | os.PathLike, stem: str = "i
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     p_json, p_csv, p_png = out / f"{stem}.json", out / f"{stem}_faces.csv", out / f"{stem}_ced.png"
-    p_json.write_text(json.dumps(_jsonable(
+    p_json.write_text(json.dumps(jsonable(
         [{"name": r["name"], "protocol": r["protocol"], **r["summary"]} for r in results]), indent=1))
     kinds = sorted({k for r in results for row in r["rows"] for k in row.errors})
     with p_csv.open("w", newline="") as f:
@@ -609,7 +626,8 @@ def _model_args(p: argparse.ArgumentParser, detector: bool) -> None:
     p.add_argument("--backend", default="onnxruntime", choices=backends,
                    help="inference backend (default onnxruntime)")
     if detector:
-        p.add_argument("--detector", default=None, choices=["short", "full"], help="face detector model")
+        p.add_argument("--detector", default=None,
+                       help="face detector model (short, full, ...; default: the tracker's)")
         p.add_argument("--detect-every", type=int, default=None, help="run the detector every N frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -626,7 +644,10 @@ def tracker_config(args: argparse.Namespace):
         changes["detector"] = args.detector
     if getattr(args, "detect_every", None) is not None:
         changes["detect_every"] = args.detect_every
-    return dataclasses.replace(cfg, **changes)
+    try:
+        return dataclasses.replace(cfg, **changes)
+    except ValueError as e:  # the config validates its fields
+        raise EvalError(f"bad tracker option: {e}") from None
 
 
 #: Errors that are the user's (bad paths, files, options): one line on stderr, exit code 2.
@@ -657,9 +678,9 @@ def _cmd_300vw(args: argparse.Namespace) -> int:
     c = result["counts"]
     print(table_300vw(result, args.points))
     print(f"{c['clips']} clips, {c['frames_run']} frames run at {result['speed']['fps']:.1f} fps, "
-          f"{c['frames_scored']} annotated frames scored, {c['missed']} with no face returned "
-          f"(NME {MISSED_NME:g}), {c['frames_excluded_broken']} excluded as broken; results in "
-          f"{paths[0].parent}")
+          f"{c['frames_scored']} annotated frames scored, {c['missed']} missed (NME {MISSED_NME:g}; "
+          f"{c['missed_no_face']} with no face returned, the rest with faces elsewhere), "
+          f"{c['frames_excluded_broken']} excluded as broken; results in {paths[0].parent}")
     return 0
 
 
@@ -687,16 +708,16 @@ def _cmd_images(args: argparse.Namespace) -> int:
     return 0
 
 
-def _jsonable(x):
+def jsonable(x):
     """JSON-safe copy: dataclasses to dicts, numpy to Python, NaN/inf to None."""
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if hasattr(x, "__dataclass_fields__"):
-        return _jsonable(asdict(x))
+        return jsonable(asdict(x))
     if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
+        return jsonable(x.tolist())
     if isinstance(x, (np.integer,)):
         return int(x)
     if isinstance(x, (float, np.floating)):
@@ -706,6 +727,6 @@ def _jsonable(x):
 
 __all__ = ["CATEGORIES_300VW", "EvalError", "FaceRow", "FrameRow", "MISSED_NME", "add_subcommands",
            "aggregate_300vw", "aggregate_images", "as_predictor", "category_of", "clip_folders",
-           "evaluate_300vw", "evaluate_images", "face_errors", "image_records", "pick_face",
+           "evaluate_300vw", "evaluate_images", "face_errors", "image_records", "jsonable", "pick_face",
            "predict_clip", "score_frame", "score_image", "summarise", "table_300vw", "table_images",
            "write_300vw", "write_images"]

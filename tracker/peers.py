@@ -9,6 +9,8 @@ missing one raises `PeerUnavailable` naming the package to install.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from tracker.geometry import points_box
@@ -95,11 +97,17 @@ class MediapipeMesh68:
             from mediapipe.python.solutions import face_mesh
         except ImportError as e:
             raise PeerUnavailable(f"mediapipe is not installed ({e}); pip install mediapipe==0.10.21") from None
-        self._mesh = face_mesh.FaceMesh(static_image_mode=static_image_mode,
-                                        max_num_faces=max_num_faces, refine_landmarks=False,
-                                        min_detection_confidence=min_detection_confidence,
-                                        min_tracking_confidence=min_tracking_confidence)
+        self._make = lambda: face_mesh.FaceMesh(
+            static_image_mode=static_image_mode, max_num_faces=max_num_faces,
+            refine_landmarks=False, min_detection_confidence=min_detection_confidence,
+            min_tracking_confidence=min_tracking_confidence)
+        self._mesh = self._make()
         self.static_image_mode = static_image_mode
+
+    def reset(self) -> None:
+        """Forget the faces tracked so far (a new video)."""
+        self._mesh.close()
+        self._mesh = self._make()
 
     def landmarks(self, image_rgb: np.ndarray) -> list[np.ndarray]:
         """(H, W, 3) uint8 RGB -> list of (68, 2) float64 0-based points, largest face first."""
@@ -151,6 +159,9 @@ class Dlib68:
         self._predictor = dlib.shape_predictor(str(predictor_path))
         self.min_score = min_score
 
+    def reset(self) -> None:
+        """dlib keeps no state between frames."""
+
     def boxes(self, image_rgb: np.ndarray) -> list[tuple[np.ndarray, float]]:
         """HOG detections: [((4,) box x0, y0, x1, y1 in 0-based pixels, score)], in dlib's order."""
         img = _check_frame(image_rgb)
@@ -172,4 +183,32 @@ class Dlib68:
         return _largest_first([self.landmarks_in(img, b) for b, _ in self.boxes(img)])
 
 
-__all__ = ["Dlib68", "MEDIAPIPE_TO_IBUG68", "MediapipeMesh68", "PeerUnavailable", "mesh_to_ibug68"]
+@dataclass(frozen=True)
+class PeerFace:
+    points: np.ndarray  # (68, 2)
+
+
+@dataclass(frozen=True)
+class PeerResult:
+    index: int
+    timestamp: float
+    faces: list = field(default_factory=list)
+
+
+class PeerTracker:
+    """A peer behind the tracker's frame interface (`reset()`, `process(frame, index,
+    timestamp) -> result with .faces[i].points`), so `tracker.evaluate.evaluate_300vw` runs it
+    on videos exactly as it runs the tracker."""
+
+    def __init__(self, peer):
+        self.peer = peer
+
+    def reset(self) -> None:
+        self.peer.reset()
+
+    def process(self, frame_rgb: np.ndarray, index: int = 0, timestamp: float = 0.0) -> PeerResult:
+        return PeerResult(index, timestamp, [PeerFace(p) for p in self.peer.landmarks(frame_rgb)])
+
+
+__all__ = ["Dlib68", "MEDIAPIPE_TO_IBUG68", "MediapipeMesh68", "PeerFace", "PeerResult",
+           "PeerTracker", "PeerUnavailable", "mesh_to_ibug68"]

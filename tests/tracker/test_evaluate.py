@@ -307,14 +307,16 @@ def test_cli_user_errors_are_one_line(tmp_path, capsys):
 def _real_tracker_or_skip():
     try:
         from tracker.api import Tracker, TrackerConfig  # noqa: F401
-
         from tracker.modelfile import default_model_path
     except ImportError as e:
         pytest.skip(f"tracker runtime not available ({e})")
     return default_model_path(".onnx")
 
 
-def _untrained_model(tmp_path) -> Path:
+@pytest.fixture(scope="module")
+def untrained_model(tmp_path_factory) -> Path:
+    """An untrained rt-m exported to ONNX: the plumbing runs, the numbers are meaningless."""
+    _real_tracker_or_skip()
     pytest.importorskip("torch")
     from engines.export import export_onnx
     from tracker.codec import HeatmapCodec
@@ -323,15 +325,14 @@ def _untrained_model(tmp_path) -> Path:
 
     mc = PRESETS["rt-m"]
     info = ModelInfo("rt-m", mc, HeatmapCodec(mc.input_hw, mc.heatmap_hw))
-    path = tmp_path / "untrained.onnx"
+    path = tmp_path_factory.mktemp("model") / "untrained.onnx"
     export_onnx(FAN(mc).eval(), info, path)
     return path
 
 
 @pytest.mark.slow
-def test_cli_eval_300vw_end_to_end(tmp_path, capsys):
-    _real_tracker_or_skip()
-    model = _untrained_model(tmp_path)
+def test_cli_eval_300vw_end_to_end(tmp_path, capsys, untrained_model):
+    model = untrained_model
     out = tmp_path / "out"
     assert _cli(["eval-300vw", str(SAMPLE), "--out", str(out), "--model", str(model),
                  "--no-progress"]) == 0
@@ -350,9 +351,8 @@ def test_cli_eval_300vw_end_to_end(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_cli_eval_images_end_to_end(tmp_path):
-    _real_tracker_or_skip()
-    model = _untrained_model(tmp_path)
+def test_cli_eval_images_end_to_end(tmp_path, untrained_model):
+    model = untrained_model
     for protocol in ("gt-box", "detector"):
         out = tmp_path / protocol
         assert _cli(["eval-images", str(STILLS), "--protocol", protocol, "--out", str(out),

@@ -105,3 +105,26 @@ def test_dlib_row_padded_frame_and_largest_first():
     a = d.landmarks(img)
     b = d.landmarks(wide[:, :img.shape[1]])  # row-padded view of the same pixels
     assert len(a) == len(b) and np.allclose(a[0], b[0])
+
+
+def test_dlib_through_the_video_evaluator_reproduces_its_own_labels():
+    """feat_single's labels were made by this very teacher (HOG box + 68-point model, PyAV
+    frames): run through PeerTracker and evaluate_300vw, it must agree to the pixel, which
+    checks frame numbering, contiguity and the coordinate convention end to end."""
+    from tracker.evaluate import evaluate_300vw
+
+    d = _peer(peers.Dlib68)
+    feat = STILLS.parent / "feat_single"
+    res = evaluate_300vw(feat, tracker=peers.PeerTracker(d), max_frames=12, progress=False)
+    assert res["counts"]["frames_scored"] == 12 and res["counts"]["missed"] == 0
+    assert res["categories"]["all"]["68"]["median"] == 0.0
+
+
+def test_mediapipe_as_a_video_tracker():
+    from tracker.evaluate import evaluate_300vw
+
+    mp = _peer(peers.MediapipeMesh68, static_image_mode=False)
+    feat = STILLS.parent / "feat_single"
+    res = evaluate_300vw(feat, tracker=peers.PeerTracker(mp), max_frames=12, progress=False)
+    assert res["counts"]["frames_scored"] == 12 and res["counts"]["missed"] == 0
+    assert res["categories"]["all"]["49"]["mean"] < 0.10
