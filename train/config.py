@@ -60,6 +60,6 @@ class TrainConfig:
 RECIPES = {
     "paper": TrainConfig(preset="fan2-256", out="runs/fan2-256", epochs=50, lr=1e-4,
                          milestones=(25, 40), siamese=True),
-    "rt": TrainConfig(preset="rt-m", out="runs/rt-m", epochs=30, lr=1e-3, milestones=(22, 27),
+    "rt": TrainConfig(preset="rt-m", out="runs/rt-m", epochs=22, lr=1e-3, milestones=(16, 20),
                       samples_per_epoch=8192),
 }

@@ -8,6 +8,7 @@ last.pt resumes it where it stopped.
 from __future__ import annotations
 
 import csv
+from collections import Counter
 import hashlib
 import os
 import time
@@ -112,6 +113,9 @@ class Trainer:
         self.model.load_state_dict(s["model"])
         self.opt.load_state_dict(s["opt"])
         self.sched.load_state_dict(s["sched"])
+        # the config is authoritative on resume: a schedule shortened after a stop takes effect
+        self.sched.milestones = Counter(self.cfg.milestones)
+        self.sched.gamma = self.cfg.gamma
         self.epoch, self.step_in_epoch, self.best = s["epoch"], s["step_in_epoch"], s["best"]
         self.rng.bit_generator.state = s["rng"]
         torch.set_rng_state(s["torch_rng"])

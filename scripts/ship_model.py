@@ -1,0 +1,40 @@
+"""Turn a training run's best checkpoint into the shipped model files.
+
+    python scripts/ship_model.py runs/rt-m/best.pt --name rt-m
+
+writes tracker/models/<name>.onnx (fp32, with the ModelInfo metadata, checked against torch
+with onnxruntime) and tracker/models/<name>.pt (fp16 weights for the torch backends).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engines.export import export_onnx, save_shipped  # noqa: E402
+from tracker.modelfile import MODELS_DIR, ModelInfo, load_torch  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("--name", default="rt-m")
+    ap.add_argument("--out-dir", type=Path, default=MODELS_DIR)
+    a = ap.parse_args(argv)
+    net, info = load_torch(a.checkpoint)
+    info = ModelInfo(a.name, info.model, info.codec, info.scheme, info.crop_ratio)
+    a.out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = a.out_dir / f"{a.name}.onnx"
+    diff = export_onnx(net, info, onnx_path)
+    save_shipped(net, info, a.out_dir / f"{a.name}.pt")
+    print(json.dumps({"onnx": str(onnx_path), "max_abs_diff_vs_torch": diff,
+                      "onnx_bytes": onnx_path.stat().st_size}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
