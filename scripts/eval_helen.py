@@ -169,6 +169,9 @@ def main(argv=None) -> int:
           f"- ms/face: wall time per face of the method's call (detection included for detector "
           f"rows), one image at a time, on {machine()}; measured while a training job shared the "
           f"CPU, so read the times as relative.",
+          *[f"- {LABELS[r['method']]}: model `{Path(r['ran']['model']['path']).name}` (sha256 "
+            f"{r['ran']['model']['sha256_16']}...), backend {r['ran']['backend']}"
+            for r in ordered if "model" in r.get("ran", {})],
           "", "![CED](helen_test_ced.png)", ""]
     (a.out / "helen_test.md").write_text("\n".join(md))
     print(table(ordered))

@@ -188,7 +188,9 @@ def main(argv=None) -> int:
           "jaw is its mesh silhouette, not iBUG's jaw line: compare it on 49 points.",
           f"- Speed: wall time of the per-frame call (detection included), one frame at a time, "
           f"on {machine()}, while a training job shared the CPU: read the times as relative. "
-          f"fps = frames / time; ms/face = time / faces returned.", ""]
+          f"fps = frames / time; ms/face = time / faces returned.",
+          *[f"- ours: model `{Path(d['model']['path']).name}` (sha256 {d['model']['sha256_16']}...)"
+            for m, d in ran.items() if m == "ours" and "model" in d], ""]
     (a.out / "peers.md").write_text("\n".join(md))
     print(table(ordered))
     return 0
