@@ -110,6 +110,7 @@ class VideoSource(Source):
                               f"decoder for it)")
         self.stream.thread_type = "AUTO"
         rate = self.stream.average_rate or self.stream.guessed_rate
+        self.rate = rate if rate else None  # exact Fraction, for writing at the same rate
         self.fps = float(rate) if rate else 30.0
         self.codec = codec
         self.size_hw = (self.stream.height, self.stream.width)
