@@ -6,8 +6,16 @@ import cv2
 import numpy as np
 import pytest
 
-from tracker.datasets import (DatasetError, FaceRecord, image_folder, read_image, to_rgb,
-                              video_clip, videos_300vw, wflw_list)
+from tracker.datasets import (
+    DatasetError,
+    FaceRecord,
+    image_folder,
+    read_image,
+    to_rgb,
+    video_clip,
+    videos_300vw,
+    wflw_list,
+)
 from tracker.pts import PtsError, read_pts
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -6,9 +6,19 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from tracker.geometry import (CROP_RATIO, apply, box_center_size, compose, crop_transform,
-                              heatmap_transform, invert, landmarks_crop_transform, points_box,
-                              similarity, warp)
+from tracker.geometry import (
+    CROP_RATIO,
+    apply,
+    box_center_size,
+    compose,
+    crop_transform,
+    heatmap_transform,
+    invert,
+    landmarks_crop_transform,
+    points_box,
+    similarity,
+    warp,
+)
 
 SETTINGS = settings(max_examples=80, deadline=None)
 coord = st.floats(-500, 500)

@@ -7,8 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracker.geometry import apply, similarity
-from tracker.landmarks import (COFW29, IBUG68, INNER49, SCHEMES, WFLW98, LandmarkScheme,
-                               flip_points)
+from tracker.landmarks import COFW29, IBUG68, INNER49, SCHEMES, WFLW98, LandmarkScheme, flip_points
 from tracker.pts import read_pts
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -7,8 +7,16 @@ import torch
 from tracker.codec import HeatmapCodec
 from tracker.geometry import CROP_RATIO
 from tracker.model import FAN, ModelConfig
-from tracker.modelfile import (INPUT_NAME, METADATA_KEY, OUTPUT_NAME, ModelFileError, ModelInfo,
-                               default_model_path, load_torch, read_onnx_info)
+from tracker.modelfile import (
+    INPUT_NAME,
+    METADATA_KEY,
+    OUTPUT_NAME,
+    ModelFileError,
+    ModelInfo,
+    default_model_path,
+    load_torch,
+    read_onnx_info,
+)
 
 TINY = ModelConfig(stacks=1, width=16, depth=2, input_hw=(64, 64), heatmap_hw=(16, 16), stem_width=8)
 
