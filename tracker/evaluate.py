@@ -240,16 +240,16 @@ def load_broken_frames(path: str | os.PathLike | None) -> dict[str, set[int]]:
         raise EvalError(f"{path}: not a broken-frames file ({{clip: [frames]}} in .npy): {e}") from None
 
 
-def predict_clip(tracker, clip_dir: Path, max_frames: int | None = None,
+def predict_clip(tracker, video: str | os.PathLike, last_frame: int, max_frames: int | None = None,
                  on_frame: Callable[[], None] | None = None) -> Iterator[tuple[int, list[np.ndarray], float]]:
     """Run a tracker (`reset()`, `process(frame_rgb, index, timestamp) -> result with .faces`)
-    over a clip from its first frame; yields (1-based frame number, [(68, 2) faces], seconds
-    spent in `process`). Stops after the last annotated frame or `max_frames` frames.
-    For an imgs/ folder the frame number is the file name (000006.jpg -> 6)."""
+    over a clip's video file or imgs/ folder from its first frame; yields (1-based frame
+    number, [(K, 2) faces], seconds spent in `process`). Stops after `last_frame` (the last
+    annotated one) or `max_frames` frames. In an imgs/ folder the frame number is the file
+    name (000006.jpg -> 6)."""
     from tracker.capture import open_source
 
-    video, labels = video_clip(clip_dir)
-    last = max(labels) if labels else 0
+    last = last_frame
     source = open_source(video)
     tracker.reset()
     try:
@@ -285,8 +285,10 @@ def evaluate_300vw(root: str | os.PathLike, config=None, tracker=None, category:
     `tracker` is any object with `reset()` and `process(...)` (default: `Tracker(config)`).
     `broken_frames` is a broken_frames.npy, None, or "auto" (ROOT/broken_frames.npy if present).
     `max_frames` caps the frames decoded per clip (from the first; labels after it are not
-    scored); `clips` restricts the run to these clip folder names. Returns {"root", "category", "videos", "categories", "counts", "speed", "rows"
-    (list of FrameRow), "predictions" ({clip: (frames (F,), points (F, 68, 2), NaN if missed)})}.
+    scored); `clips` restricts the run to these clip folder names. Returns {"root",
+    "category", "videos", "categories" (see `aggregate_300vw`), "counts", "speed", "rows"
+    (list of FrameRow), "predictions" ({clip: (frames (F,), points (F, 68, 2), NaN if
+    missed)})}.
     """
     clips = clip_folders(root, category, clips)
     if broken_frames == "auto":
@@ -297,7 +299,8 @@ def evaluate_300vw(root: str | os.PathLike, config=None, tracker=None, category:
         from tracker.api import Tracker, TrackerConfig
 
         tracker = Tracker(config if config is not None else TrackerConfig())
-    labels = {c.name: video_clip(c)[1] for c in clips}
+    clip_data = {c.name: video_clip(c) for c in clips}  # (video, {frame: (68, 2)})
+    labels = {k: v[1] for k, v in clip_data.items()}
     total = sum(_frames_to_run(c, labels[c.name], max_frames) for c in clips)
     from tqdm import tqdm
 
@@ -316,7 +319,9 @@ def evaluate_300vw(root: str | os.PathLike, config=None, tracker=None, category:
             counts["frames_labelled"] += len(lab)
             frames, pts = [], []
             seen: set[int] = set()
-            for number, faces, dt in predict_clip(tracker, clip, max_frames, lambda: bar.update(1)):
+            run = predict_clip(tracker, clip_data[clip.name][0], max(lab, default=0), max_frames,
+                               lambda: bar.update(1))
+            for number, faces, dt in run:
                 counts["frames_run"] += 1
                 counts["faces_returned"] += len(faces)
                 seconds += dt
