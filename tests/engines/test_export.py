@@ -1,0 +1,43 @@
+"""ONNX export (engines/export.py): onnxruntime equals torch at any batch size (the batch axis
+is dynamic), and the ModelInfo metadata survives the round trip."""
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from engines.export import export_onnx, parity
+from tracker.backends import OnnxBackend, TorchBackend
+from tracker.modelfile import INPUT_NAME, OUTPUT_NAME, load_torch, read_onnx_info
+
+
+def test_dynamic_batch_parity(tiny_model):
+    onnx_path, _, net, info = tiny_model
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].shape[0] == "batch" and sess.get_outputs()[0].shape[0] == "batch"
+    x = np.random.default_rng(0).standard_normal((5, 3, *info.model.input_hw)).astype(np.float32)
+    for b in (1, 5):
+        out = sess.run([OUTPUT_NAME], {INPUT_NAME: x[:b]})[0]
+        with torch.no_grad():
+            ref = net(torch.from_numpy(x[:b])).numpy()
+        assert out.shape == (b, info.model.n_points, *info.model.heatmap_hw)
+        np.testing.assert_allclose(out, ref, atol=1e-4)
+    assert parity(net, onnx_path, batches=(1, 5)) < 1e-4
+
+
+def test_metadata_survives(tiny_model):
+    onnx_path, pt, _, info = tiny_model
+    assert read_onnx_info(onnx_path) == info
+    assert OnnxBackend(onnx_path).info == info
+    assert load_torch(pt)[1] == info
+    model = onnx.load(str(onnx_path))
+    assert [i.name for i in model.graph.input] == [INPUT_NAME]
+    assert [o.name for o in model.graph.output] == [OUTPUT_NAME]
+
+
+def test_shipped_checkpoint_exports_to_the_same_heatmaps(tiny_model, tmp_path):
+    _, pt, _, info = tiny_model
+    net, info2 = load_torch(pt)
+    diff = export_onnx(net, info2, tmp_path / "again.onnx")
+    assert diff < 1e-4
+    x = np.random.default_rng(1).standard_normal((3, 3, *info.model.input_hw)).astype(np.float32)
+    np.testing.assert_allclose(OnnxBackend(tmp_path / "again.onnx")(x), TorchBackend(pt)(x), atol=1e-4)
