@@ -378,3 +378,30 @@ def test_shipped_model_accuracy_on_feat_single():
 def test_records_are_face_records():
     assert all(isinstance(r, FaceRecord) for r in ev.image_records([STILLS]))
     assert read_pts(STILLS / "lfpw_image_0001.pts").shape == (68, 2)
+
+
+def test_wflw_list_uses_the_98_point_scheme(tmp_path):
+    """A WFLW list (98 points, 0-based) is read with its images folder found beside the list,
+    and NME is normalised by WFLW's outer eye corners (60, 72)."""
+    import cv2
+
+    from tracker.landmarks import WFLW98
+
+    (tmp_path / "WFLW_images" / "0--Parade").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "WFLW_images" / "0--Parade" / "a.jpg"), np.zeros((200, 200, 3), np.uint8))
+    g = np.random.default_rng(0)
+    xy = g.uniform(50, 150, (98, 2))
+    xy[60], xy[72] = (70, 80), (130, 80)  # 60 px apart
+    lists = tmp_path / "WFLW_annotations" / "list_98pt_rect_attr_train_test"
+    lists.mkdir(parents=True)
+    line = " ".join(f"{v:.3f}" for v in xy.ravel()) + " 40 40 160 160 0 0 0 0 0 0 0--Parade/a.jpg"
+    (lists / "list_98pt_rect_attr_test.txt").write_text(line + "\n")
+    records = ev.image_records([lists / "list_98pt_rect_attr_test.txt"], "wflw")
+    assert len(records) == 1 and records[0].points.shape == (98, 2)
+    gt = records[0].points
+    res = ev.evaluate_images(records, lambda img, boxes: [gt + (0.0, 3.0)], "gt-box", progress=False)
+    io = np.linalg.norm(gt[WFLW98.outer_eye_corners[0]] - gt[WFLW98.outer_eye_corners[1]])
+    assert res["summary"]["io"]["mean"] == pytest.approx(3 / io)
+    assert "io49" not in res["summary"]
+    with pytest.raises(ev.EvalError, match="68-point faces"):
+        ev.face_errors(np.zeros((68, 2)), gt)
