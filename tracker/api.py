@@ -43,8 +43,8 @@ class TrackerConfig:
     min_detection_score: BlazeFace score threshold.
     lost_threshold: mean heatmap peak under which a track is dropped (and the frame
         re-detected); a new detection whose landmarks score under it is not started. Set
-        from a training checkpoint of rt-m: faces score about 0.6-0.7, crops shifted by half
-        a face, background, black or noise images 0.1-0.34; an untrained model scores
+        from two interim checkpoints of rt-m: faces score 0.4-0.7, crops shifted by half a
+        face 0.34, background, black or noise images 0.1-0.3; an untrained model scores
         about 0.25 everywhere (use 0 to track with one).
     min_face_size: detections whose landmark box side is smaller (pixels) are ignored.
     match_iou: box IoU from which a detection belongs to an existing track.
@@ -60,7 +60,7 @@ class TrackerConfig:
     detect_every: int = 10
     max_faces: int = 4
     min_detection_score: float = 0.5
-    lost_threshold: float = 0.4
+    lost_threshold: float = 0.3
     min_face_size: float = 12.0
     match_iou: float = 0.3
     tracking: bool = True

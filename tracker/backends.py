@@ -152,7 +152,8 @@ def load_backend(name: str = "onnxruntime", model_path: str | Path | None = None
     except ImportError as e:
         raise BackendUnavailable(
             f"backend {name!r} is not available here ({e}); it needs a CUDA GPU and "
-            f"`pip install subpixel-tracker[gpu]` (TensorRT, pycuda) or a CUDA build of torch")
+            f"`pip install subpixel-tracker[gpu]` (TensorRT, pycuda) or a CUDA build of torch"
+        ) from None
     except AttributeError:
         raise BackendUnavailable(f"backend {name!r}: {module} has no {cls}") from None
     if name == "torch-cuda":
@@ -163,9 +164,9 @@ def load_backend(name: str = "onnxruntime", model_path: str | Path | None = None
             path = sibling(path, ".onnx")
     try:
         return backend_cls(path)
+    except BackendUnavailable as e:
+        raise BackendUnavailable(f"backend {name!r} is not available here: {e}") from None
     except (ImportError, OSError, RuntimeError) as e:
-        if isinstance(e, ModelFileError):
-            raise
         raise BackendUnavailable(f"backend {name!r} could not start ({e})") from None
 
 
@@ -190,7 +191,11 @@ def available_backends() -> dict[str, str]:
                     if not torch.cuda.is_available():
                         out[name] = "unavailable: torch sees no CUDA device"
                         continue
-                out[name] = "available"
+                    out[name] = f"available (torch {torch.__version__}, {torch.cuda.get_device_name(0)})"
+                else:
+                    import tensorrt
+
+                    out[name] = f"available (TensorRT {tensorrt.__version__})"
         except Exception as e:
             out[name] = f"unavailable: {type(e).__name__}: {e}"
     return out

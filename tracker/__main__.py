@@ -1,0 +1,6 @@
+"""`python -m tracker ...`, the same as the `tracker` command."""
+import sys
+
+from tracker.cli import main
+
+sys.exit(main())
