@@ -162,11 +162,13 @@ class RunStats:
 
 
 def run(tracker, source, sinks, progress: bool = True, timings: bool = False,
-        max_frames: int | None = None, out=sys.stderr) -> int:
+        max_frames: int | None = None, out=None) -> int:
     """Track `source` into `sinks` (threads: capture, track, render; sinks in this one).
-    Returns an exit code; outputs are closed and complete whatever happens."""
+    Returns an exit code; outputs are closed and complete whatever happens. Messages go to
+    `out` (default stderr)."""
     from tracker.sinks import StopRequested, draw_overlay
 
+    out = sys.stderr if out is None else out
     stats = RunStats()
     stages = []
     if sinks.need_overlay:
