@@ -13,7 +13,7 @@ Modes, each over the whole clip `--repeat` times (the best and median runs are r
 Jitter: mean |p[t+1] - 2 p[t] + p[t-1]| over the inter-ocular distance of the face's 68
 points, with and without smoothing, and the same for the clip's labels when --labels has them
 (samples/face.mp4 is tests/fixtures/feat_single/vid.mp4, whose labels are dlib's, whole-pixel).
-Writes docs/results/bench_tracker.json and .md.
+Writes docs/results/bench_tracker.json and .md (--name to change the name).
 """
 from __future__ import annotations
 
@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--note", default="", help="free text for the report (e.g. machine load)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
+    ap.add_argument("--name", default="bench_tracker", help="file name of the report (.json, .md)")
     args = ap.parse_args(argv)
 
     config = TrackerConfig(model=args.model, backend=args.backend, threads=args.threads,
@@ -250,9 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         "peers": peers,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench_tracker.json").write_text(json.dumps(report, indent=1))
-    write_md(report, args.out / "bench_tracker.md")
-    print(f"wrote {args.out / 'bench_tracker.json'} and .md")
+    (args.out / f"{args.name}.json").write_text(json.dumps(report, indent=1))
+    write_md(report, args.out / f"{args.name}.md")
+    print(f"wrote {args.out / args.name}.json and .md")
     return 0
 
 
