@@ -217,7 +217,7 @@ class Tracker:
                 alive.append(_Track(t.id, points[i], scores[i]))
             else:
                 lost.append((t, dets[assigned[i]] if i in assigned else None))
-        for j, d in enumerate(fresh):
+        for j in range(len(fresh)):
             k = len(tracks) + j
             if self._plausible(points[k], scores[k], None):
                 fid = previous[reuse[j]].id if j in reuse else self._new_id()

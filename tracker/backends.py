@@ -15,8 +15,15 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from tracker.modelfile import (INPUT_NAME, OUTPUT_NAME, ModelFileError, ModelInfo,
-                               default_model_path, load_torch, read_onnx_info)
+from tracker.modelfile import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    ModelFileError,
+    ModelInfo,
+    default_model_path,
+    load_torch,
+    read_onnx_info,
+)
 
 #: name -> (module, class) of the backends; the first is the default.
 BACKENDS = {

@@ -65,7 +65,7 @@ def write_video(path: Path, frames, rate=30, codec: str = "libx264", audio: bool
             out.mux(p)
         if a is not None:
             n = int(44100 * len(frames) / float(rate))
-            for i in range(0, n, 1024):
+            for _ in range(0, n, 1024):
                 f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
                                                layout="mono")
                 f.sample_rate = 44100

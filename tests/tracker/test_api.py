@@ -11,7 +11,7 @@ import pytest
 
 from tests.tracker.runtime_fixtures import ANNOT, CLIP, clip_frames, tiny_model
 from tracker.align import Aligner
-from tracker.api import (Face, FrameResult, Tracker, TrackerConfig, box_iou, match_boxes)
+from tracker.api import Face, FrameResult, Tracker, TrackerConfig, box_iou, match_boxes
 from tracker.backends import OnnxBackend, load_backend
 from tracker.capture import Frame
 from tracker.detect import FaceDetector

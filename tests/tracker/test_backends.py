@@ -7,8 +7,15 @@ import pytest
 
 from tests.tracker.runtime_fixtures import tiny_model
 from tracker import backends as B
-from tracker.backends import (Backend, BackendUnavailable, OnnxBackend, TorchBackend,
-                              available_backends, check_input, load_backend)
+from tracker.backends import (
+    Backend,
+    BackendUnavailable,
+    OnnxBackend,
+    TorchBackend,
+    available_backends,
+    check_input,
+    load_backend,
+)
 from tracker.modelfile import ModelFileError
 
 

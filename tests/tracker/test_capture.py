@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 
 from tests.tracker.runtime_fixtures import CLIP, clip_frames, faulty_videos, write_video
-from tracker.capture import (CameraSource, Frame, ImageFolderSource, SourceError, VideoSource,
-                             as_rgb, open_source)
+from tracker.capture import (
+    CameraSource,
+    Frame,
+    ImageFolderSource,
+    SourceError,
+    VideoSource,
+    as_rgb,
+    open_source,
+)
 
 
 @pytest.fixture(scope="module")

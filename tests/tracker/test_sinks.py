@@ -14,8 +14,18 @@ from tests.tracker.runtime_fixtures import ANNOT, CLIP, clip_frames
 from tracker.api import Face, FrameResult
 from tracker.capture import Frame
 from tracker.pts import read_pts
-from tracker.sinks import (CsvSink, JsonlSink, PtsSink, SinkError, Sinks, VideoSink, WindowSink,
-                           csv_header, draw_overlay, letterbox)
+from tracker.sinks import (
+    CsvSink,
+    JsonlSink,
+    PtsSink,
+    SinkError,
+    Sinks,
+    VideoSink,
+    WindowSink,
+    csv_header,
+    draw_overlay,
+    letterbox,
+)
 
 
 def _face(fid: int, points: np.ndarray) -> Face:
