@@ -1,6 +1,6 @@
 """`tracker`: track facial landmarks in videos, image folders and webcams.
 
-    tracker track INPUT [-o out.mp4] [--pts-dir DIR] [--csv FILE] [--jsonl FILE]
+    tracker track INPUT [-o out.mp4] [--pts-dir DIR] [--csv FILE] [--jsonl FILE] [--show]
                   [--backend onnxruntime|torch|torch-cuda|tensorrt] [--model PATH]
                   [--every N] [--detector short|full|auto] [--smooth] [--timings]
     tracker webcam [--device 0] [--no-window] [-o out.mp4] [--csv FILE] ...
@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="video file or URL, folder of images, or image file")
     p.add_argument("--fps", type=float, default=None,
                    help="frame rate given to image folders (default 30)")
+    p.add_argument("--show", action="store_true", help="also show the overlay in a window")
     _output_args(p)
     _tracker_args(p)
     p.set_defaults(func=cmd_track)
@@ -262,14 +263,14 @@ def cmd_track(args: argparse.Namespace) -> int:
         config = config_from_args(args)
         source = open_source(args.input, fps=args.fps)
         tracker = Tracker(config)
-        sinks = build_sinks(args, source)
+        sinks = build_sinks(args, source, window=args.show)
     except _user_errors() as e:
         print(f"error: {e}", file=sys.stderr)
         if source is not None:
             source.close()
         return EXIT_USAGE
     if not sinks.sinks:
-        print("note: no output asked for (-o, --pts-dir, --csv, --jsonl); tracking anyway",
+        print("note: no output asked for (-o, --pts-dir, --csv, --jsonl, --show); tracking anyway",
               file=sys.stderr)
     return run(tracker, source, sinks, progress=not args.quiet, timings=args.timings)
 

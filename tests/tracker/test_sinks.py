@@ -174,3 +174,37 @@ def test_window_without_a_display(monkeypatch):
     monkeypatch.setattr("sys.platform", "linux")
     with pytest.raises(SinkError, match="no display"):
         WindowSink()
+
+
+@pytest.fixture
+def virtual_display(monkeypatch):
+    """A private Xvfb display (skips where Xvfb is not installed)."""
+    import shutil
+    import subprocess
+    import time
+
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
+    display = f":{200 + __import__('os').getpid() % 500}"
+    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    if proc.poll() is not None:
+        pytest.skip("Xvfb could not start")
+    monkeypatch.setenv("DISPLAY", display)
+    yield display
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_window_shows_the_overlay_on_a_display(virtual_display):
+    import cv2
+
+    (fr, res), = _results(1)
+    win = WindowSink("test window")
+    try:
+        win.write(fr, res, draw_overlay(fr.image, res.faces))
+        assert cv2.getWindowProperty("test window", cv2.WND_PROP_VISIBLE) >= 1
+    finally:
+        win.close()
+        win.close()
