@@ -2,7 +2,7 @@
 One-Euro filter on jitter, and the peers (mediapipe Face Mesh, dlib) timed in the same run.
 
     python scripts/bench_tracker.py [--clip samples/face.mp4] [--model PATH] [--backend onnxruntime]
-                                    [--threads 1] [--every 10] [--repeat 5] [--note TEXT]
+                                    [--threads N] [--every 10] [--repeat 5] [--note TEXT]
 
 Modes, each over the whole clip `--repeat` times (the best and median runs are reported):
 - "tracking": the threaded pipeline (capture | track), landmarks only, as `Tracker.track`;
@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="300VW annot/ folder of the clip (for NME; skipped when absent)")
     ap.add_argument("--model", default=None, help="model file (default: the bundled rt-m)")
     ap.add_argument("--backend", default="onnxruntime")
-    ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="onnxruntime threads (default: its own, one per core, as the CLI)")
     ap.add_argument("--every", type=int, default=10, help="re-detect every N frames")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--no-peers", action="store_true")
