@@ -34,6 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scripts.machine import cpu_name  # noqa: E402
 from tracker.api import Tracker, TrackerConfig  # noqa: E402
 from tracker.capture import VideoSource  # noqa: E402
 from tracker.landmarks import IBUG68  # noqa: E402
@@ -42,16 +43,6 @@ from tracker.pipeline import run_inline  # noqa: E402
 from tracker.pts import read_pts  # noqa: E402
 from tracker.sinks import VideoSink, draw_overlay  # noqa: E402
 from tracker.smooth import jitter  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def run_mode(tracker: Tracker, clip: Path, mode: str) -> tuple[float, int, dict, list]:

@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -33,6 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scripts.machine import describe  # noqa: E402
 from tracker.datasets import image_folder  # noqa: E402
 from tracker.evaluate import evaluate_images, jsonable  # noqa: E402
 from tracker.metrics import plot_ced  # noqa: E402
@@ -46,16 +45,7 @@ LABELS = {
 }
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
+machine = describe  # kept under this name for scripts/eval_peers.py
 
 
 def file_id(path: Path) -> dict:
