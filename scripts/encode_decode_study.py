@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scripts.machine import cpu_name  # noqa: E402
 from tracker.codec import HeatmapCodec  # noqa: E402
 from tracker.datasets import DatasetError, image_folder, video_clip  # noqa: E402
 from tracker.geometry import apply, invert, landmarks_crop_transform  # noqa: E402
@@ -108,16 +108,6 @@ def study(xy: np.ndarray, input_hw: tuple[int, int], heatmap_hw: tuple[int, int]
 
 def _ordinal(n: int) -> str:
     return f"{n}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10 if n % 100 not in (11, 12, 13) else 0, 'th')}"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _size_name(input_hw, heatmap_hw) -> str:
@@ -210,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
              "0.383 heatmap px on average (mean distance to the nearest grid point), floor + argmax "
              "by 0.765 px; the local soft-argmax is bounded by the softmax's sampling bias "
              "(at most 0.0098 px per axis for sigma 2, tau 10).",
-             f"Run time {seconds:.0f} s wall, {cpu_s:.0f} s CPU on {_cpu_name()} "
+             f"Run time {seconds:.0f} s wall, {cpu_s:.0f} s CPU on {cpu_name()} "
              f"({os.cpu_count()} cores; 1-min load average {load:.1f} at the start)."]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scripts.machine import cpu_name  # noqa: E402
 from tracker.codec import HeatmapCodec  # noqa: E402
 from tracker.model import FAN, PRESETS, count_macs, count_params  # noqa: E402
 from tracker.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo  # noqa: E402
@@ -46,16 +46,6 @@ def onnx_latency_ms(path: Path, input_hw: tuple[int, int], runs: int, warmup: in
         sess.run([OUTPUT_NAME], {INPUT_NAME: x})
         times.append((time.perf_counter() - t) * 1e3)
     return times
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {row['params'] / 1e6:.3f} M params, {row['macs'] / 1e9:.3f} GMACs, {lat}",
                   flush=True)
 
-    machine = (f"{_cpu_name()}, {os.cpu_count()} logical cores, onnxruntime {ort.__version__} "
+    machine = (f"{cpu_name()}, {os.cpu_count()} logical cores, onnxruntime {ort.__version__} "
                f"(CPUExecutionProvider, default threads), torch {torch.__version__}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
