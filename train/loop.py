@@ -8,10 +8,10 @@ last.pt resumes it where it stopped.
 from __future__ import annotations
 
 import csv
-from collections import Counter
 import hashlib
 import os
 import time
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,11 +21,11 @@ from tqdm import tqdm
 
 from tracker import codec_torch
 from tracker.codec import HeatmapCodec
-from tracker.geometry import apply, compose, heatmap_transform, invert
+from tracker.geometry import apply, compose, invert
 from tracker.landmarks import IBUG68
 from tracker.metrics import nme
 from tracker.model import FAN, PRESETS, ModelConfig
-from train.augment import AugmentConfig, augment, canonical_transform, photometric
+from train.augment import AugmentConfig, augment, canonical_transform
 from train.cache import Cache
 from train.config import TrainConfig
 from train.loss import heatmap_l2, siamese_l2
