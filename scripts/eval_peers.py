@@ -124,7 +124,7 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path("/work/shared/data"),
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data",
                     help="folder holding videos/, stills/ and 300vw_sample/")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--sets", default="videos,stills,300vw")
