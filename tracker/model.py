@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,6 +42,14 @@ class ModelConfig:
             raise ValueError(f"heatmap {self.heatmap_hw} not divisible by 2**depth={2**self.depth}")
         if self.width % 4:
             raise ValueError("width must be a multiple of 4")
+
+    def normalise(self, crops: np.ndarray) -> np.ndarray:
+        """(B, H, W, 3) uint8 RGB crops -> (B, 3, H, W) float32 network input,
+        (pixel / 255 - mean) / std."""
+        x = np.asarray(crops, np.float32).transpose(0, 3, 1, 2) * np.float32(1 / 255)
+        mean = np.asarray(self.mean, np.float32)[None, :, None, None]
+        std = np.asarray(self.std, np.float32)[None, :, None, None]
+        return np.ascontiguousarray((x - mean) / std)
 
     @property
     def stride(self) -> int:

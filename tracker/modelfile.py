@@ -47,10 +47,7 @@ class ModelInfo:
 
     def normalise(self, crops: np.ndarray) -> np.ndarray:
         """(B, H, W, 3) uint8 RGB crops -> (B, 3, H, W) float32 network input."""
-        x = np.asarray(crops, np.float32).transpose(0, 3, 1, 2) * np.float32(1 / 255)
-        mean = np.asarray(self.model.mean, np.float32)[None, :, None, None]
-        std = np.asarray(self.model.std, np.float32)[None, :, None, None]
-        return np.ascontiguousarray((x - mean) / std)
+        return self.model.normalise(crops)
 
 
 def default_model_path(suffix: str = ".onnx") -> Path:

@@ -21,9 +21,9 @@ from tqdm import tqdm
 
 from tracker import codec_torch
 from tracker.codec import HeatmapCodec
-from tracker.geometry import apply, compose, invert
+from tracker.geometry import apply, compose, invert, warp
 from tracker.landmarks import IBUG68
-from tracker.metrics import nme
+from tracker.metrics import auc_fr, nme
 from tracker.model import FAN, PRESETS, ModelConfig
 from train.augment import AugmentConfig, augment, canonical_transform
 from train.cache import Cache
@@ -33,10 +33,7 @@ from train.loss import heatmap_l2, siamese_l2
 
 def to_tensor(images: np.ndarray, mc: ModelConfig) -> torch.Tensor:
     """(B, H, W, 3) uint8 RGB -> (B, 3, H, W) float32 normalised network input."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
-    mean = torch.tensor(mc.mean).view(1, 3, 1, 1)
-    std = torch.tensor(mc.std).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return torch.from_numpy(mc.normalise(images))
 
 
 def split(cache: Cache, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -182,8 +179,6 @@ class Trainer:
         idx = self.val_idx if idx is None else idx
         self.model.eval()
         canon = canonical_transform(self.mc.input_hw[0])
-        from tracker.geometry import warp
-
         errs = []
         for s in range(0, len(idx), 64):
             b = idx[s:s + 64]
@@ -192,8 +187,6 @@ class Trainer:
             xy, _ = self.codec.decode(hm)
             errs.append(nme(xy, apply(canon, self.cache.points[b])))
         e = np.concatenate(errs) if errs else np.zeros(0)
-        from tracker.metrics import auc_fr
-
         out = {"val_nme": float(e.mean()) if len(e) else float("nan"),
                "val_median": float(np.median(e)) if len(e) else float("nan")}
         for cut in (0.08, 0.10):
