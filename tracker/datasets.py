@@ -89,7 +89,10 @@ def image_folder(root: str | os.PathLike, n_points: int = 68) -> Iterator[FaceRe
 
 def _group_of(stem: str) -> str:
     """Identity unit of an image: the source image for 300-W crops (`100032540_1` ->
-    `100032540`), the person for LFW (`AJ_Cook_0001` -> `AJ_Cook`)."""
+    `100032540`), the person for LFW (`AJ_Cook_0001` -> `AJ_Cook`). LFPW numbers its source
+    images `image_NNNN` (`image_0006_01` -> `image_0006`): there the number is the image."""
+    if re.fullmatch(r"image_\d+", stem):
+        return stem
     m = re.fullmatch(r"(.+?)_(\d+)", stem)
     return m.group(1) if m else stem
 

@@ -29,6 +29,7 @@ class TrainConfig:
     human_sources: tuple[str, ...] = ("300w_lfpw", "300w_helen", "300w_afw")
     teacher_loss_weight: float = 0.5  # human labels weigh 1.0
     val_fraction: float = 0.08  # of the human identity groups, held out
+    init: str | None = None  # a checkpoint whose weights start the run (fine-tuning); not its optimiser
     seed: int = 0
     threads: int = 2
     checkpoint_every: int = 50  # steps

@@ -89,6 +89,8 @@ class Trainer:
         self.epoch, self.step_in_epoch, self.best = 0, 0, float("inf")
         if (self.out / "last.pt").exists():
             self._load(self.out / "last.pt")
+        elif cfg.init:
+            self._init_from(Path(cfg.init))
         cfg.save(self.out / "config.json")
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -116,6 +118,15 @@ class Trainer:
         self.epoch, self.step_in_epoch, self.best = s["epoch"], s["step_in_epoch"], s["best"]
         self.rng.bit_generator.state = s["rng"]
         torch.set_rng_state(s["torch_rng"])
+
+    def _init_from(self, path: Path) -> None:
+        """Start from another run's weights, with this run's fresh optimiser and schedule."""
+        if not path.is_file():
+            raise FileNotFoundError(f"init checkpoint {path} not found")
+        s = torch.load(path, map_location="cpu", weights_only=False)
+        if s.get("model_config", self.mc.to_dict()) != self.mc.to_dict():
+            raise ValueError(f"{path}: its model {s['model_config']} is not this run's {self.mc.to_dict()}")
+        self.model.load_state_dict(s["model"])
 
     # -- one step ------------------------------------------------------------------------------
     def _batch(self, idx: np.ndarray):

@@ -114,6 +114,18 @@ def test_image_folder_several_faces_per_image():
         assert (eyes > -0.5).all() and (eyes[:, 0] < 599.5).all() and (eyes[:, 1] < 603.5).all()
 
 
+def test_image_folder_identity_groups(tmp_path):
+    """The validation split is by identity: a 300-W source image (its faces `_1`, `_2`), an
+    LFW person (`_0001`, `_0002`), and each LFPW `image_NNNN` on its own."""
+    src = STILLS / "lfpw_image_0001"
+    stems = {"100032540_1": "100032540", "100032540_2": "100032540", "AJ_Cook_0001": "AJ_Cook",
+             "AJ_Cook_0002": "AJ_Cook", "image_0006": "image_0006", "image_0007": "image_0007"}
+    for stem in stems:
+        shutil.copy(src.with_suffix(".png"), tmp_path / f"{stem}.png")
+        shutil.copy(src.with_suffix(".pts"), tmp_path / f"{stem}.pts")
+    assert {r.image.stem: r.group for r in image_folder(tmp_path)} == stems
+
+
 def test_image_folder_prefers_the_exact_stem(tmp_path):
     """`a_1.pts` belongs to `a_1.jpg` when that image exists, else to `a.jpg`."""
     src = STILLS / "lfpw_image_0001"

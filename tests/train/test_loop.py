@@ -1,6 +1,7 @@
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import torch
 
 from tracker.model import ModelConfig
@@ -62,3 +63,20 @@ def test_resume_continues_from_the_checkpoint(tmp_path, fixture_cache):
     rows = (tmp_path / "run" / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 3 and rows[0].startswith("epoch,")
     assert (tmp_path / "run" / "best.pt").exists()
+
+
+def test_init_starts_from_another_runs_weights_with_a_fresh_schedule(tmp_path, fixture_cache):
+    first = Trainer(_cfg(tmp_path), fixture_cache, TINY)
+    first.fit()
+    tuned = Trainer(_cfg(tmp_path, out=str(tmp_path / "tuned"), init=str(tmp_path / "run" / "last.pt"),
+                         lr=1e-4), fixture_cache, TINY)
+    assert tuned.epoch == 0 and tuned.step_in_epoch == 0 and tuned.opt.state == {}
+    assert tuned.opt.param_groups[0]["lr"] == 1e-4
+    for k, v in first.model.state_dict().items():
+        assert torch.equal(v, tuned.model.state_dict()[k])
+    other = ModelConfig(stacks=1, width=8, depth=2, input_hw=(64, 64), heatmap_hw=(16, 16), stem_width=8)
+    with pytest.raises(ValueError, match="not this run's"):
+        Trainer(_cfg(tmp_path, out=str(tmp_path / "bad"), init=str(tmp_path / "run" / "last.pt")),
+                fixture_cache, other)
+    with pytest.raises(FileNotFoundError):
+        Trainer(_cfg(tmp_path, out=str(tmp_path / "bad2"), init=str(tmp_path / "nope.pt")), fixture_cache, TINY)
