@@ -16,6 +16,7 @@ import numpy as np
 
 from tracker.backends import Backend
 from tracker.geometry import apply, crop_transform, invert, points_box, warp
+from tracker.landmarks import SCHEMES
 
 #: (B, K, h, w) heatmaps -> ((B, K, 2) points in network-input pixels, (B, K) peak values)
 Decoder = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray]"]
@@ -25,16 +26,32 @@ class Aligner:
     """Landmark localisation of the faces of a frame with one backend call.
 
     `timings`, when given, is called as `timings(stage, seconds)` for the stages "crop",
-    "infer", "decode" and "project"."""
+    "infer", "decode" and "project".
+
+    `flip_test` also runs each crop mirrored and averages its heatmaps, mirrored back and
+    relabelled with the scheme's flip permutation, with the plain ones (test-time flip
+    augmentation: twice the inference for a steadier estimate). Mirroring an input of width W
+    maps input x to W - 1 - x and, with pixel centres on integers and a whole stride, heatmap
+    x to w - 1 - x: the heatmap array's columns reversed, exactly."""
 
     def __init__(self, backend: Backend, decode: Decoder | None = None,
-                 timings: Callable[[str, float], None] | None = None):
+                 timings: Callable[[str, float], None] | None = None, flip_test: bool = False):
         self.backend = backend
         self.info = backend.info
         self.decode = decode if decode is not None else self.info.codec.decode
         self.timings = timings
         self.input_hw = tuple(self.info.model.input_hw)
         self.n_points = int(self.info.model.n_points)
+        self.flip_test = bool(flip_test)
+        self._flip = list(SCHEMES[self.info.scheme].flip)
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) normalised crops -> (N, K, h, w) heatmaps (flip-averaged if asked)."""
+        if not self.flip_test:
+            return self.backend(x)
+        n = len(x)
+        hm = np.asarray(self.backend(np.ascontiguousarray(np.concatenate([x, x[..., ::-1]]))))
+        return 0.5 * (hm[:n] + hm[n:, self._flip, :, ::-1])
 
     def crop_transforms(self, boxes: np.ndarray) -> np.ndarray:
         """(N, 4) landmark-extent boxes -> (N, 2, 3) frame-to-crop transforms."""
@@ -62,7 +79,7 @@ class Aligner:
         crops = np.stack([warp(image_rgb, mi, self.input_hw) for mi in m])  # (N, H, W, 3)
         x = self.info.normalise(crops)  # (N, 3, H, W)
         t1 = time.perf_counter()
-        heatmaps = self.backend(x)  # (N, K, h, w)
+        heatmaps = self.infer(x)  # (N, K, h, w)
         t2 = time.perf_counter()
         xy, scores = self.decode(heatmaps)  # (N, K, 2) input pixels, (N, K)
         t3 = time.perf_counter()

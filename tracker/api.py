@@ -50,6 +50,8 @@ class TrackerConfig:
     match_iou: box IoU from which a detection belongs to an existing track.
     tracking: crop from the previous landmarks; False = every frame from fresh detections.
     smooth: One-Euro filter on the output points (off for evaluation), with `smoothing`.
+    flip_test: also infer each face mirrored and average (twice the inference; on HELEN test
+        with rt-m, 3.85 -> 3.76 % mean NME from ground-truth boxes).
     queue_size: bounded queue length between the pipeline's threads.
     """
 
@@ -66,6 +68,7 @@ class TrackerConfig:
     tracking: bool = True
     smooth: bool = False
     smoothing: SmoothConfig = field(default_factory=SmoothConfig)
+    flip_test: bool = False
     queue_size: int = 4
 
     def __post_init__(self) -> None:
@@ -172,7 +175,8 @@ class Tracker:
             config.backend, config.model, config.threads)
         self.detector = detector if detector is not None else FaceDetector(
             config.detector, config.min_detection_score)
-        self.aligner = Aligner(self.backend, decode, timings=self.timings)
+        self.aligner = Aligner(self.backend, decode, timings=self.timings,
+                               flip_test=config.flip_test)
         self.smoother = LandmarkSmoother(config.smoothing) if config.smooth else None
         self.info = self.backend.info
         self.reset()

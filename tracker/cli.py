@@ -58,6 +58,8 @@ def _tracker_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-tracking", action="store_true",
                    help="align every frame from a fresh detection (no tracking)")
     g.add_argument("--smooth", action="store_true", help="One-Euro temporal smoothing of the points")
+    g.add_argument("--flip-test", action="store_true",
+                   help="also infer each face mirrored and average (steadier, twice the inference)")
 
 
 def _output_args(p: argparse.ArgumentParser) -> None:
@@ -127,7 +129,8 @@ def config_from_args(args: argparse.Namespace):
     return TrackerConfig(model=args.model, backend=args.backend, threads=args.threads,
                          detector=args.detector, detect_every=args.every,
                          max_faces=args.max_faces, min_detection_score=args.min_score,
-                         tracking=not args.no_tracking, smooth=args.smooth, **extra)
+                         tracking=not args.no_tracking, smooth=args.smooth,
+                         flip_test=args.flip_test, **extra)
 
 
 def build_sinks(args: argparse.Namespace, source, window: bool = False):

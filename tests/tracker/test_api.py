@@ -202,6 +202,14 @@ def test_smoothing_changes_points_only_a_little(make):
     assert d.max() > 0 and d.mean() < 20
 
 
+def test_flip_test_doubles_each_batch(make):
+    plain, flipped = make(), make(flip_test=True)
+    for i, f in enumerate(clip_frames()[:3]):
+        a, b = plain.process(f, i, i / 30), flipped.process(f, i, i / 30)
+        assert len(a.faces) == len(b.faces) == 1
+    assert flipped.backend.batches == [2 * n for n in plain.backend.batches]
+
+
 def test_track_runs_the_pipeline_over_a_video_and_image_folder(make, tmp_path):
     tr = make()
     results = list(tr.track(CLIP))

@@ -234,3 +234,13 @@ def test_ctrl_c_on_a_real_process(tmp_path):
     n_video = _video(tmp_path / "out.mp4")[0]
     n_csv = len(_csv_frames(log))
     assert 20 <= n_csv < 288 and n_video in (n_csv, n_csv + 1)
+
+
+def test_tracker_options_reach_the_config():
+    from tracker.cli import config_from_args
+
+    args = build_parser().parse_args(["track", "in.mp4", "--flip-test", "--smooth", "--every", "3",
+                                      "--lost-threshold", "0.2"])
+    cfg = config_from_args(args)
+    assert cfg.flip_test and cfg.smooth and cfg.detect_every == 3 and cfg.lost_threshold == 0.2
+    assert not config_from_args(build_parser().parse_args(["track", "in.mp4"])).flip_test
