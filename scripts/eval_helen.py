@@ -7,6 +7,8 @@ Methods (rows):
 - ours-detector: the tracker as deployed on a still (its own face detector; a face it does not
   find counts as NME 1.0);
 - ours-gt-box: our aligner on a crop from the ground-truth landmarks' box (the papers' protocol);
+- ours-detector+flip, ours-gt-box+flip: the same with test-time flip augmentation (each face
+  also inferred mirrored, heatmaps averaged);
 - mediapipe: Face Mesh (static images, own detector) mapped to the 68 iBUG points
   (`tracker.peers.MEDIAPIPE_TO_IBUG68`);
 - dlib: the teacher that labelled our videos (HOG detector + shape_predictor_68_face_landmarks).
@@ -36,10 +38,12 @@ from tracker.datasets import image_folder  # noqa: E402
 from tracker.evaluate import evaluate_images, jsonable  # noqa: E402
 from tracker.metrics import plot_ced  # noqa: E402
 
-METHODS = ("ours-detector", "ours-gt-box", "mediapipe", "dlib")
+METHODS = ("ours-detector", "ours-gt-box", "ours-detector+flip", "ours-gt-box+flip", "mediapipe", "dlib")
 LABELS = {
     "ours-detector": "ours (own detector)",
     "ours-gt-box": "ours (crop from ground-truth box)",
+    "ours-detector+flip": "ours + flip test (own detector)",
+    "ours-gt-box+flip": "ours + flip test (crop from ground-truth box)",
     "mediapipe": "mediapipe Face Mesh -> 68 (own detector)",
     "dlib": "dlib teacher (HOG + 68-point ERT)",
 }
@@ -55,18 +59,19 @@ def file_id(path: Path) -> dict:
 
 def build(method: str, model: str | None, backend: str):
     """(model object, protocol, description of what ran) for a method name."""
-    if method in ("ours-detector", "ours-gt-box"):
+    if method.startswith("ours-"):
         from tracker.backends import load_backend, resolve_model
 
         path = resolve_model(model, ".pt" if backend.startswith("torch") else ".onnx")
-        desc = {"model": file_id(Path(path)), "backend": backend}
-        if method == "ours-gt-box":
+        flip = method.endswith("+flip")
+        desc = {"model": file_id(Path(path)), "backend": backend, "flip_test": flip}
+        if method.startswith("ours-gt-box"):
             from tracker.align import Aligner
 
-            return Aligner(load_backend(backend, path)), "gt-box", desc
+            return Aligner(load_backend(backend, path), flip_test=flip), "gt-box", desc
         from tracker.api import Tracker, TrackerConfig
 
-        cfg = TrackerConfig(model=str(path), backend=backend)
+        cfg = TrackerConfig(model=str(path), backend=backend, flip_test=flip)
         desc["config"] = repr(cfg)
         return Tracker(cfg), "detector", desc
     if method == "mediapipe":
