@@ -6,6 +6,7 @@ scaled per channel.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,9 @@ class AugmentConfig:
     flip: float = 0.5  # probability
     colour: tuple[float, float] = (0.6, 1.4)
     grey: float = 0.05  # probability of a grey-scale sample
+    # probability of a random reordering of the colour channels: backgrounds and lighting of
+    # hues the data lacks (a blue screen broke rt-m's jaw line on clm_franck)
+    channel_shuffle: float = 0.0
     blur: float = 0.1  # probability of a Gaussian blur (motion, focus, small faces)
 
 
@@ -64,8 +68,14 @@ def augment(rng: np.random.Generator, image: np.ndarray, xy: np.ndarray, cfg: Au
     return out, pts, m
 
 
+#: The five reorderings of (R, G, B) other than the identity.
+PERMUTATIONS = [list(p) for p in itertools.permutations(range(3)) if p != (0, 1, 2)]
+
+
 def photometric(rng: np.random.Generator, image: np.ndarray, cfg: AugmentConfig) -> np.ndarray:
     img = image.astype(np.float32) * rng.uniform(*cfg.colour, 3).astype(np.float32)
+    if rng.random() < cfg.channel_shuffle:
+        img = img[..., PERMUTATIONS[rng.integers(len(PERMUTATIONS))]]
     if rng.random() < cfg.grey:
         img[:] = img.mean(-1, keepdims=True)
     return np.clip(img, 0, 255).astype(np.uint8)

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from tracker.model import PRESETS
+from train.augment import AugmentConfig
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class TrainConfig:
         "misc": 0.03, "photos": 0.02, "videos": 0.2})
     human_sources: tuple[str, ...] = ("300w_lfpw", "300w_helen", "300w_afw")
     teacher_loss_weight: float = 0.5  # human labels weigh 1.0
+    augment: dict = field(default_factory=dict)  # train.augment.AugmentConfig fields to override
     val_fraction: float = 0.08  # of the human identity groups, held out
     init: str | None = None  # a checkpoint whose weights start the run (fine-tuning); not its optimiser
     seed: int = 0
@@ -39,6 +41,10 @@ class TrainConfig:
             raise ValueError(f"unknown preset {self.preset!r}; one of {sorted(PRESETS)}")
         object.__setattr__(self, "milestones", tuple(self.milestones))
         object.__setattr__(self, "human_sources", tuple(self.human_sources))
+        unknown = set(self.augment) - {f.name for f in fields(AugmentConfig)}
+        if unknown:
+            raise ValueError(f"augment: unknown settings {sorted(unknown)}; "
+                             f"AugmentConfig has {[f.name for f in fields(AugmentConfig)]}")
         if self.batch < 1 or self.epochs < 1 or self.samples_per_epoch < self.batch:
             raise ValueError("batch, epochs and samples_per_epoch must be positive, "
                              "samples_per_epoch >= batch")

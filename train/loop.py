@@ -84,7 +84,7 @@ class Trainer:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.sched = torch.optim.lr_scheduler.MultiStepLR(self.opt, list(cfg.milestones), cfg.gamma)
         self.rng = np.random.default_rng(cfg.seed)
-        self.aug = AugmentConfig()
+        self.aug = AugmentConfig(**cfg.augment)
         self.last_losses: list[float] = []
         self.epoch, self.step_in_epoch, self.best = 0, 0, float("inf")
         if (self.out / "last.pt").exists():

@@ -36,3 +36,21 @@ def test_augmented_points_follow_the_pixels(fixture_cache):
         w = g[ys, xs]
         centroid = np.array([(xs * w).sum() / w.sum(), (ys * w).sum() / w.sum()])
         assert np.linalg.norm(centroid - pts[30]) < 0.2
+
+
+def test_channel_shuffle_reorders_the_colours():
+    from train.augment import photometric
+
+    rng = np.random.default_rng(0)
+    img = np.zeros((4, 4, 3), np.uint8)
+    img[..., 0], img[..., 1], img[..., 2] = 10, 100, 200
+    keep = AugmentConfig(colour=(1, 1), grey=0, channel_shuffle=0.0)
+    np.testing.assert_array_equal(photometric(rng, img, keep), img)
+    shuffle = AugmentConfig(colour=(1, 1), grey=0, channel_shuffle=1.0)
+    seen = set()
+    for _ in range(60):
+        out = photometric(rng, img, shuffle)
+        order = tuple(int(out[0, 0, c]) for c in range(3))
+        assert sorted(order) == [10, 100, 200] and order != (10, 100, 200)
+        seen.add(order)
+    assert len(seen) == 5  # every non-identity order occurs

@@ -80,3 +80,10 @@ def test_init_starts_from_another_runs_weights_with_a_fresh_schedule(tmp_path, f
                 fixture_cache, other)
     with pytest.raises(FileNotFoundError):
         Trainer(_cfg(tmp_path, out=str(tmp_path / "bad2"), init=str(tmp_path / "nope.pt")), fixture_cache, TINY)
+
+
+def test_augmentation_settings_come_from_the_config(tmp_path, fixture_cache):
+    tr = Trainer(_cfg(tmp_path, augment={"channel_shuffle": 0.5, "rotation_deg": 10}), fixture_cache, TINY)
+    assert tr.aug.channel_shuffle == 0.5 and tr.aug.rotation_deg == 10 and tr.aug.flip == 0.5
+    with pytest.raises(ValueError, match="unknown settings"):
+        _cfg(tmp_path, augment={"hue": 1})
