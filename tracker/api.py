@@ -27,6 +27,7 @@ from tracker.detect import CHOICES, Detection, FaceDetector
 from tracker.geometry import points_box
 from tracker.landmarks import IBUG68
 from tracker.pipeline import Runner, Timings
+from tracker.shape import shape_residual
 from tracker.smooth import LandmarkSmoother, SmoothConfig
 
 
@@ -46,6 +47,12 @@ class TrackerConfig:
         from two interim checkpoints of rt-m: faces score 0.4-0.7, crops shifted by half a
         face 0.34, background, black or noise images 0.1-0.3; an untrained model scores
         about 0.25 everywhere (use 0 to track with one).
+    max_shape_residual: points further than this from the mean face shape (RMS, inter-ocular
+        units, after a similarity fit; see `tracker.shape`) are not a face: the track is lost.
+        300-W's labelled faces reach 0.24; a track sliding off the face scatters its points
+        to 1 and more (clm_franck: 0.3 to 6 as its crop grew frame after frame). 0.5 stops
+        that and keeps faces whose jaw line alone is off. None turns the check off (an
+        untrained model's points are not face-shaped).
     min_face_size: detections whose landmark box side is smaller (pixels) are ignored.
     match_iou: box IoU from which a detection belongs to an existing track.
     tracking: crop from the previous landmarks; False = every frame from fresh detections.
@@ -63,6 +70,7 @@ class TrackerConfig:
     max_faces: int = 4
     min_detection_score: float = 0.5
     lost_threshold: float = 0.3
+    max_shape_residual: float | None = 0.5
     min_face_size: float = 12.0
     match_iou: float = 0.3
     tracking: bool = True
@@ -90,6 +98,8 @@ class TrackerConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {v!r}")
         if not float(self.min_face_size) >= 0:
             raise ValueError(f"min_face_size must be >= 0, got {self.min_face_size!r}")
+        if self.max_shape_residual is not None and not float(self.max_shape_residual) > 0:
+            raise ValueError(f"max_shape_residual must be > 0 or None, got {self.max_shape_residual!r}")
 
 
 @dataclass(frozen=True)
@@ -294,6 +304,9 @@ class Tracker:
             a, b = IBUG68.outer_eye_corners
             iod = float(np.linalg.norm(points[a] - points[b]))
             if not 0.05 * side <= iod <= 1.0 * side:
+                return False
+            limit = self.config.max_shape_residual
+            if limit is not None and shape_residual(points) > limit:
                 return False
         return True
 

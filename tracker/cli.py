@@ -55,6 +55,9 @@ def _tracker_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-score", type=float, default=0.5, help="detection score threshold")
     g.add_argument("--lost-threshold", type=float, default=None,
                    help="mean heatmap peak under which a track is lost (default 0.3)")
+    g.add_argument("--max-shape-residual", type=float, default=None, metavar="R",
+                   help="points further than R inter-ocular distances (RMS) from the mean face "
+                        "shape are not a face (default 0.5; 0 turns the check off)")
     g.add_argument("--no-tracking", action="store_true",
                    help="align every frame from a fresh detection (no tracking)")
     g.add_argument("--smooth", action="store_true", help="One-Euro temporal smoothing of the points")
@@ -126,6 +129,8 @@ def config_from_args(args: argparse.Namespace):
     from tracker.api import TrackerConfig
 
     extra = {} if args.lost_threshold is None else {"lost_threshold": args.lost_threshold}
+    if args.max_shape_residual is not None:
+        extra["max_shape_residual"] = args.max_shape_residual or None  # 0: off
     return TrackerConfig(model=args.model, backend=args.backend, threads=args.threads,
                          detector=args.detector, detect_every=args.every,
                          max_faces=args.max_faces, min_detection_score=args.min_score,

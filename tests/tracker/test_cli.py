@@ -26,7 +26,7 @@ def faults(tmp_path_factory):
 
 def _track(*args):
     return main(["track", *map(str, args), "--model", str(tiny_model()), "--lost-threshold", "0",
-                 "--quiet"])
+                 "--max-shape-residual", "0", "--quiet"])
 
 
 def _outputs(d):
@@ -218,7 +218,7 @@ def test_ctrl_c_on_a_real_process(tmp_path):
 
     long = write_video(tmp_path / "long.mp4", list(clip_frames()) * 4)  # 288 frames
     cmd = [sys.executable, "-m", "tracker", "track", str(long), "--model", str(tiny_model()),
-           "--lost-threshold", "0", "--quiet", *map(str, _outputs(tmp_path))]
+           "--lost-threshold", "0", "--max-shape-residual", "0", "--quiet", *map(str, _outputs(tmp_path))]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     log = tmp_path / "log.csv"
     deadline = time.monotonic() + 120
@@ -240,7 +240,11 @@ def test_tracker_options_reach_the_config():
     from tracker.cli import config_from_args
 
     args = build_parser().parse_args(["track", "in.mp4", "--flip-test", "--smooth", "--every", "3",
-                                      "--lost-threshold", "0.2"])
+                                      "--lost-threshold", "0.2", "--max-shape-residual", "0.5"])
     cfg = config_from_args(args)
     assert cfg.flip_test and cfg.smooth and cfg.detect_every == 3 and cfg.lost_threshold == 0.2
-    assert not config_from_args(build_parser().parse_args(["track", "in.mp4"])).flip_test
+    assert cfg.max_shape_residual == 0.5
+    default = config_from_args(build_parser().parse_args(["track", "in.mp4"]))
+    assert not default.flip_test and default.max_shape_residual == 0.5
+    off = build_parser().parse_args(["track", "in.mp4", "--max-shape-residual", "0"])
+    assert config_from_args(off).max_shape_residual is None
