@@ -91,6 +91,9 @@ def main(argv=None) -> int:
         results["decoders"][name] = score(hms, ms, gts, replace(info.codec, decoder=dec, window=win))
         print(name, results["decoders"][name])
 
+    old = a.out.with_suffix(".json")
+    if not a.train and old.is_file():  # keep the training rows of an earlier --train run
+        results["trainings"] = json.loads(old.read_text()).get("trainings", {})
     if a.train:
         from train.config import RECIPES
         from train.loop import Trainer
