@@ -43,10 +43,12 @@ class TrackerConfig:
     max_faces: most faces tracked at once.
     min_detection_score: BlazeFace score threshold.
     lost_threshold: mean heatmap peak under which a track is dropped (and the frame
-        re-detected); a new detection whose landmarks score under it is not started. Set
-        from two interim checkpoints of rt-m: faces score 0.4-0.7, crops shifted by half a
-        face 0.34, background, black or noise images 0.1-0.3; an untrained model scores
-        about 0.25 everywhere (use 0 to track with one).
+        re-detected); a new detection whose landmarks score under it is not started.
+        `scripts/score_separation.py` (docs/results/score_separation.md) measures the bundled
+        model: held-out 300-W faces score 0.83 and more (1st percentile), clip frames 0.88,
+        crops shifted by half a face 0.47 (median), crops of background 0.27 (median); 0.4
+        drops no face there and 90 % of off-face crops. An untrained model scores about 0.25
+        everywhere (use 0 to track with one).
     max_shape_residual: points further than this from the mean face shape (RMS, inter-ocular
         units, after a similarity fit; see `tracker.shape`) are not a face: the track is lost.
         300-W's labelled faces reach 0.24; a track sliding off the face scatters its points
@@ -58,7 +60,7 @@ class TrackerConfig:
     tracking: crop from the previous landmarks; False = every frame from fresh detections.
     smooth: One-Euro filter on the output points (off for evaluation), with `smoothing`.
     flip_test: also infer each face mirrored and average (twice the inference; on HELEN test
-        with rt-m, 3.85 -> 3.76 % mean NME from ground-truth boxes).
+        with rt-m, 3.55 -> 3.47 % mean NME with its own detector).
     queue_size: bounded queue length between the pipeline's threads.
     """
 
@@ -69,7 +71,7 @@ class TrackerConfig:
     detect_every: int = 10
     max_faces: int = 4
     min_detection_score: float = 0.5
-    lost_threshold: float = 0.3
+    lost_threshold: float = 0.4
     max_shape_residual: float | None = 0.5
     min_face_size: float = 12.0
     match_iou: float = 0.3

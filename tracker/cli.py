@@ -54,7 +54,7 @@ def _tracker_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-faces", type=int, default=4, help="most faces tracked (default 4)")
     g.add_argument("--min-score", type=float, default=0.5, help="detection score threshold")
     g.add_argument("--lost-threshold", type=float, default=None,
-                   help="mean heatmap peak under which a track is lost (default 0.3)")
+                   help="mean heatmap peak under which a track is lost (default 0.4)")
     g.add_argument("--max-shape-residual", type=float, default=None, metavar="R",
                    help="points further than R inter-ocular distances (RMS) from the mean face "
                         "shape are not a face (default 0.5; 0 turns the check off)")
