@@ -162,8 +162,8 @@ def main(argv=None) -> int:
           "three we tried).",
           "- The dlib teacher was trained on 300-W's training images; HELEN test is not among them.",
           f"- ms/face: wall time per face of the method's call (detection included for detector "
-          f"rows), one image at a time, on {machine()}; measured while a training job shared the "
-          f"CPU, so read the times as relative.",
+          f"rows), one image at a time, on {machine()}, sometimes shared with a training job "
+          f"(rows can come from different runs): read the times as relative.",
           *[f"- {LABELS[r['method']]}: model `{Path(r['ran']['model']['path']).name}` (sha256 "
             f"{r['ran']['model']['sha256_16']}...), backend {r['ran']['backend']}"
             for r in ordered if "model" in r.get("ran", {})],

@@ -187,7 +187,8 @@ def main(argv=None) -> int:
           "points; a labelled face not returned counts as NME 1.0 and in 'missed'. mediapipe's "
           "jaw is its mesh silhouette, not iBUG's jaw line: compare it on 49 points.",
           f"- Speed: wall time of the per-frame call (detection included), one frame at a time, "
-          f"on {machine()}, while a training job shared the CPU: read the times as relative. "
+          f"on {machine()}, sometimes shared with a training job (rows can come from different "
+          f"runs): read the times as relative. "
           f"fps = frames / time; ms/face = time / faces returned.",
           *[f"- ours: model `{Path(d['model']['path']).name}` (sha256 {d['model']['sha256_16']}...)"
             for m, d in ran.items() if m == "ours" and "model" in d], ""]
