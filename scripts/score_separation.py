@@ -58,24 +58,16 @@ def boxes_of(points: np.ndarray, side: int, rng: np.random.Generator) -> dict[st
 
 def video_scores(aligner: Aligner, root: Path, first: int = 150, every: int = 15) -> list[float]:
     """Mean peaks of clip frames aligned from their labels' box."""
-    from tracker.capture import open_source
     from tracker.datasets import video_clip
-    from tracker.evaluate import clip_folders
+    from tracker.evaluate import clip_folders, numbered_frames
 
     out = []
     for clip in clip_folders(root):
         video, labels = video_clip(clip)
-        source = open_source(video)
-        try:
-            for fr in source:
-                number = fr.index + 1
-                if number > first:
-                    break
-                if number % every == 1 and number in labels:
-                    _, s = aligner.align(fr.image, points_box(labels[number])[None])
-                    out.append(float(s.mean()))
-        finally:
-            source.close()
+        for number, fr in numbered_frames(video, first):
+            if number % every == 1 and number in labels:
+                _, s = aligner.align(fr.image, points_box(labels[number])[None])
+                out.append(float(s.mean()))
     return out
 
 

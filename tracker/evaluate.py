@@ -28,6 +28,7 @@ Conventions for both:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
@@ -36,7 +37,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -45,6 +46,9 @@ from tracker.geometry import points_box
 from tracker.landmarks import INNER49, SCHEMES, LandmarkScheme
 from tracker.metrics import auc_fr, nme, plot_ced
 from tracker.pts import PtsError
+
+if TYPE_CHECKING:
+    from tracker.capture import Frame
 
 #: NME given to a labelled face the model did not return (a failure at any cut-off).
 MISSED_NME = 1.0
@@ -243,26 +247,34 @@ def load_broken_frames(path: str | os.PathLike | None) -> dict[str, set[int]]:
 def predict_clip(tracker, video: str | os.PathLike, last_frame: int, max_frames: int | None = None,
                  on_frame: Callable[[], None] | None = None) -> Iterator[tuple[int, list[np.ndarray], float]]:
     """Run a tracker (`reset()`, `process(frame_rgb, index, timestamp) -> result with .faces`)
-    over a clip's video file or imgs/ folder from its first frame; yields (1-based frame
-    number, [(K, 2) faces], seconds spent in `process`). Stops after `last_frame` (the last
-    annotated one) or `max_frames` frames. In an imgs/ folder the frame number is the file
-    name (000006.jpg -> 6)."""
-    from tracker.capture import open_source
-
-    last = last_frame
-    source = open_source(video)
+    over a clip's frames (`numbered_frames`); yields (1-based frame number, [(K, 2) faces],
+    seconds spent in `process`). Stops after `last_frame` (the last annotated one) or
+    `max_frames` frames."""
     tracker.reset()
-    try:
-        for n, fr in enumerate(source):
-            number = int(fr.name) if fr.name is not None and fr.name.isdigit() else fr.index + 1
-            if number > last or (max_frames is not None and n >= max_frames):
-                break
+    with contextlib.closing(numbered_frames(video, last_frame, max_frames)) as frames:
+        for number, fr in frames:
             t0 = time.perf_counter()
             result = tracker.process(fr.image, index=fr.index, timestamp=fr.timestamp)
             dt = time.perf_counter() - t0
             if on_frame is not None:
                 on_frame()
             yield number, [np.asarray(f.points, np.float64) for f in result.faces], dt
+
+
+def numbered_frames(video: str | os.PathLike, last_frame: int,
+                    max_frames: int | None = None) -> Iterator[tuple[int, Frame]]:
+    """(1-based frame number, Frame) of a clip's video file or imgs/ folder from its first
+    frame, up to `last_frame` or `max_frames` frames; the source is closed when the iteration
+    ends or is closed. In an imgs/ folder the frame number is the file name (000006.jpg -> 6)."""
+    from tracker.capture import open_source
+
+    source = open_source(video)
+    try:
+        for n, fr in enumerate(source):
+            number = int(fr.name) if fr.name is not None and fr.name.isdigit() else fr.index + 1
+            if number > last_frame or (max_frames is not None and n >= max_frames):
+                break
+            yield number, fr
     finally:
         source.close()
 
