@@ -50,7 +50,7 @@ class Aligner:
         if not self.flip_test:
             return self.backend(x)
         n = len(x)
-        hm = np.asarray(self.backend(np.ascontiguousarray(np.concatenate([x, x[..., ::-1]]))))
+        hm = np.asarray(self.backend(np.concatenate([x, x[..., ::-1]])))  # a new, contiguous batch
         return 0.5 * (hm[:n] + hm[n:, self._flip, :, ::-1])
 
     def crop_transforms(self, boxes: np.ndarray) -> np.ndarray:
