@@ -27,6 +27,7 @@ class ModelConfig:
     input_hw: tuple[int, int] = (256, 256)
     heatmap_hw: tuple[int, int] = (64, 64)
     stem_width: int = 64
+    stem_kernel: int = 3  # the first convolution's; FAN's is 7
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
 
@@ -65,12 +66,16 @@ class ModelConfig:
 
 PRESETS = {
     # The paper's configuration.
-    "fan2-256": ModelConfig(stacks=2, width=256, depth=4, input_hw=(256, 256), heatmap_hw=(64, 64)),
+    "fan2-256": ModelConfig(stacks=2, width=256, depth=4, input_hw=(256, 256), heatmap_hw=(64, 64),
+                            stem_kernel=7),
     # Real-time CPU models: 128x128 input, 32x32 heatmaps.
     "rt-s": ModelConfig(stacks=1, width=64, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
                         stem_width=32),
     "rt-m": ModelConfig(stacks=1, width=96, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
                         stem_width=32),
+    # The accurate CPU preset: rt-m with a second stack (intermediate supervision, as FAN).
+    "rt-m2": ModelConfig(stacks=2, width=96, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
+                         stem_width=32),
 }
 
 
@@ -117,7 +122,7 @@ class FAN(nn.Module):
         super().__init__()
         self.config = config
         c, s = config.width, config.stem_width
-        layers = [_cbr(3, s, 7 if config.stacks > 1 else 3, 2), HierarchicalBlock(s, 2 * s)]
+        layers = [_cbr(3, s, config.stem_kernel, 2), HierarchicalBlock(s, 2 * s)]
         if config.stride == 4:
             layers.append(nn.MaxPool2d(2))
         layers += [HierarchicalBlock(2 * s, c)]

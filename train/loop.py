@@ -102,13 +102,20 @@ class Trainer:
                 "model_config": self.mc.to_dict(), "codec": self.codec.to_dict(),
                 "train_config": asdict(self.cfg)}
 
-    def _save(self, name: str) -> None:
+    def _save(self, name: str, weights_only: bool = False) -> None:
+        """last.pt: everything a resume needs; best.pt (`weights_only`): the model and what
+        describes it, a third of the size. Written atomically: an interrupt never leaves half
+        a file."""
+        state = self._state()
+        if weights_only:
+            state = {k: state[k] for k in ("model", "model_config", "codec", "epoch", "best",
+                                           "train_config")}
         tmp = self.out / (name + ".tmp")
-        torch.save(self._state(), tmp)
-        os.replace(tmp, self.out / name)  # atomic: an interrupt never leaves half a file
+        torch.save(state, tmp)
+        os.replace(tmp, self.out / name)
 
     def _load(self, path: Path) -> None:
-        s = torch.load(path, map_location="cpu", weights_only=False)
+        s = torch.load(path, map_location="cpu", weights_only=True)
         self.model.load_state_dict(s["model"])
         self.opt.load_state_dict(s["opt"])
         self.sched.load_state_dict(s["sched"])
@@ -120,13 +127,22 @@ class Trainer:
         torch.set_rng_state(s["torch_rng"])
 
     def _init_from(self, path: Path) -> None:
-        """Start from another run's weights, with this run's fresh optimiser and schedule."""
+        """Start from another model's weights, with this run's fresh optimiser and schedule.
+        `path` is a training checkpoint or a shipped `.pt`; every tensor whose name and shape
+        match is taken, so a 2-stack model can start from a 1-stack one (its first stack)."""
         if not path.is_file():
             raise FileNotFoundError(f"init checkpoint {path} not found")
-        s = torch.load(path, map_location="cpu", weights_only=False)
-        if s.get("model_config", self.mc.to_dict()) != self.mc.to_dict():
-            raise ValueError(f"{path}: its model {s['model_config']} is not this run's {self.mc.to_dict()}")
-        self.model.load_state_dict(s["model"])
+        s = torch.load(path, map_location="cpu", weights_only=True)
+        state = s["model"] if "model" in s else s["state_dict"]
+        own = self.model.state_dict()
+        taken = {k: v.float() for k, v in state.items() if k in own}
+        clash = [k for k, v in taken.items() if v.shape != own[k].shape]
+        if clash or not taken:
+            raise ValueError(f"{path}: its tensors ({len(clash)} of other shapes, e.g. {clash[:2]}) "
+                             f"do not fit this run's model {self.mc.to_dict()}")
+        own.update(taken)
+        self.model.load_state_dict(own)
+        self.init_report = f"init from {path}: {len(taken)} of {len(own)} tensors"
 
     # -- one step ------------------------------------------------------------------------------
     def _batch(self, idx: np.ndarray):
@@ -238,7 +254,7 @@ class Trainer:
             self.sched.step()
             if row["val_nme"] < self.best:
                 self.best = row["val_nme"]
-                self._save("best.pt")
+                self._save("best.pt", weights_only=True)
             self._save("last.pt")
             new = not metrics.exists()
             with metrics.open("a", newline="") as f:

@@ -75,11 +75,24 @@ def test_init_starts_from_another_runs_weights_with_a_fresh_schedule(tmp_path, f
     for k, v in first.model.state_dict().items():
         assert torch.equal(v, tuned.model.state_dict()[k])
     other = ModelConfig(stacks=1, width=8, depth=2, input_hw=(64, 64), heatmap_hw=(16, 16), stem_width=8)
-    with pytest.raises(ValueError, match="not this run's"):
+    with pytest.raises(ValueError, match="do not fit this run's model"):
         Trainer(_cfg(tmp_path, out=str(tmp_path / "bad"), init=str(tmp_path / "run" / "last.pt")),
                 fixture_cache, other)
     with pytest.raises(FileNotFoundError):
         Trainer(_cfg(tmp_path, out=str(tmp_path / "bad2"), init=str(tmp_path / "nope.pt")), fixture_cache, TINY)
+
+
+def test_a_two_stack_model_starts_from_a_one_stack_models_first_stack(tmp_path, fixture_cache):
+    first = Trainer(_cfg(tmp_path), fixture_cache, TINY)
+    first.fit()
+    two = replace(TINY, stacks=2)
+    tuned = Trainer(_cfg(tmp_path, out=str(tmp_path / "two"), init=str(tmp_path / "run" / "best.pt")),
+                    fixture_cache, two)
+    mine = tuned.model.state_dict()
+    theirs = torch.load(tmp_path / "run" / "best.pt", weights_only=True)["model"]
+    assert all(torch.equal(v, mine[k]) for k, v in theirs.items())  # stem, stack 0, head 0
+    assert any(k.startswith("hourglasses.1.") for k in mine)
+    assert tuned.init_report.endswith(f"{len(theirs)} of {len(mine)} tensors")
 
 
 def test_augmentation_settings_come_from_the_config(tmp_path, fixture_cache):
