@@ -112,18 +112,18 @@ def device_description() -> dict:
 
 
 def _make_backend(name: str, model: Path, precision: str, batches: tuple[int, ...]):
-    from tracker.backends import OnnxBackend, TorchBackend, sibling
+    from tracker.engines.backends import OnnxBackend, TorchBackend, sibling
 
     if name == "onnxruntime":
         return OnnxBackend(sibling(model, ".onnx"))
     if name == "torch":
         return TorchBackend(sibling(model, ".pt"), "cpu")
     if name == "torch-cuda":
-        from engines.torch_cuda import TorchCudaBackend
+        from tracker.engines.torch_cuda import TorchCudaBackend
 
         return TorchCudaBackend(sibling(model, ".pt"), fp16=precision == "fp16",
                                 cuda_graph_batches=tuple(batches))
-    from engines.tensorrt_backend import TensorRTBackend
+    from tracker.engines.tensorrt_backend import TensorRTBackend
 
     return TensorRTBackend(sibling(model, ".onnx"), max_batch=max(batches),
                            fp16=precision == "fp16")
@@ -180,7 +180,7 @@ def bench_backend(backend, name: str, precision: str, config: BenchConfig,
 
 def kernel_table(config: BenchConfig, log=print) -> list[dict]:
     """Kernel-only microseconds for K=68 at each batch size, 32x32 and 64x64 maps."""
-    from engines.cuda_decode import CudaDecoder
+    from tracker.engines.cuda_decode import CudaDecoder
 
     try:
         decoder = CudaDecoder()

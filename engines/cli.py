@@ -13,8 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-from engines.bench import BACKENDS, RESULTS_DIR
+from tracker.engines.bench import BACKENDS, RESULTS_DIR
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
@@ -24,8 +23,9 @@ class UserError(Exception):
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    from engines.export import export_onnx
-    from tracker.modelfile import ModelInfo, default_model_path, load_torch
+    from tracker.engines.export import export_onnx
+
+    from tracker.core.modelfile import ModelInfo, default_model_path, load_torch
 
     ckpt = a.checkpoint if a.checkpoint is not None else default_model_path(".pt")
     net, info = load_torch(ckpt)
@@ -43,9 +43,9 @@ def calibration_crops(folder: Path, info) -> np.ndarray:
     crop already and resized to the network's input size."""
     import cv2
 
-    from tracker.datasets import read_image
-    from tracker.geometry import landmarks_crop_transform, warp
-    from tracker.pts import read_pts
+    from tracker.core.datasets import read_image
+    from tracker.core.geometry import landmarks_crop_transform, warp
+    from tracker.core.pts import read_pts
 
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder of calibration images")
@@ -66,8 +66,9 @@ def calibration_crops(folder: Path, info) -> np.ndarray:
 
 
 def cmd_build(a: argparse.Namespace) -> int:
-    from engines.tensorrt_backend import build_engine
-    from tracker.modelfile import read_onnx_info
+    from tracker.engines.tensorrt_backend import build_engine
+
+    from tracker.core.modelfile import read_onnx_info
 
     if a.int8 != (a.calib is not None):
         raise UserError("--int8 and --calib DIR go together (INT8 needs face crops to calibrate)")
@@ -79,8 +80,8 @@ def cmd_build(a: argparse.Namespace) -> int:
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
-    from engines.bench import BenchConfig, run
-    from tracker.backends import resolve_model
+    from tracker.engines.backends import resolve_model
+    from tracker.engines.bench import BenchConfig, run
 
     cfg = BenchConfig(resolve_model(a.model, ".onnx"), tuple(a.backend), tuple(a.batches),
                       tuple(a.precision), a.iters, a.warmup, a.out_dir)
@@ -129,8 +130,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tracker.backends import BackendUnavailable
-    from tracker.modelfile import ModelFileError
+    from tracker.engines.backends import BackendUnavailable
+
+    from tracker.core.modelfile import ModelFileError
 
     a = parser().parse_args(argv)
     try:

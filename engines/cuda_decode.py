@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tracker.codec import HeatmapCodec
-from tracker.geometry import compose
+from tracker.core.codec import HeatmapCodec
+from tracker.core.geometry import compose
 
 KERNEL_PATH = Path(__file__).resolve().parent / "kernels" / "local_soft_argmax.cu"
 BLOCK = 128  # threads per block; the kernel's LSA_BLOCK
@@ -293,7 +293,7 @@ class CudaDecoder:
         if not isinstance(heatmaps, torch.Tensor) or not heatmaps.is_cuda:
             raise TypeError(f"decode: expected a torch CUDA tensor or a device address, got "
                             f"{type(heatmaps).__name__}"
-                            + (" on the CPU (use tracker.codec for host arrays)"
+                            + (" on the CPU (use tracker.core.codec for host arrays)"
                                if isinstance(heatmaps, torch.Tensor) else ""))
         if heatmaps.ndim != 4:
             raise ValueError(f"decode: expected (B, K, h, w) heatmaps, got shape {tuple(heatmaps.shape)}")

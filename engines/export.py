@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tracker.modelfile import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, ModelInfo
+from tracker.core.modelfile import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, ModelInfo
 
 
 def export_onnx(net: torch.nn.Module, info: ModelInfo, path: str | Path, opset: int = 17,

@@ -2,7 +2,7 @@
 
 The kernel's arithmetic in float32, in the kernel's order (window pixels row-major, sums
 accumulated one pixel at a time, the offset as sum(e * d) / sum(e)), vectorised over maps.
-Tests hold it equal to `tracker.codec.local_soft_argmax_np` (the codec's float32/float64
+Tests hold it equal to `tracker.core.codec.local_soft_argmax_np` (the codec's float32/float64
 version) on CPU, and the kernel equal to it on a GPU, so the two links make the kernel equal
 to the codec without a GPU in CI.
 """

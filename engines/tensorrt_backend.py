@@ -22,9 +22,9 @@ import re
 from pathlib import Path
 
 import numpy as np
+from tracker.engines.backends import BackendUnavailable, check_input
 
-from tracker.backends import BackendUnavailable, check_input
-from tracker.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo, read_onnx_info
+from tracker.core.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo, read_onnx_info
 
 PRECISIONS = ("fp32", "fp16", "int8")
 WORKSPACE_BYTES = 1 << 30
@@ -237,7 +237,7 @@ def build_engine(onnx_path: str | Path, max_batch: int, fp16: bool = True,
 
 
 class TensorRTBackend:
-    """A TensorRT engine as a tracker backend (see `tracker.backends`).
+    """A TensorRT engine as a tracker backend (see `tracker.engines.backends`).
 
     Device buffers for `max_batch` faces, pinned host buffers and one CUDA stream are made
     here, once; each call copies the input in, sets the batch's input shape, runs
@@ -318,7 +318,7 @@ class TensorRTBackend:
         network-input pixels (as `info.codec.decode`) or, with `to_frame`, frame pixels; and
         (B, K) float32 peak values. Only those (and the transforms) cross the bus.
         """
-        from engines.cuda_decode import CudaDecoder, heatmap_to_frame
+        from tracker.engines.cuda_decode import CudaDecoder, heatmap_to_frame
 
         codec = self.info.codec
         if codec.decoder != "local_soft_argmax":

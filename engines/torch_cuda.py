@@ -17,9 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from tracker.engines.backends import BackendUnavailable, check_input, sibling
 
-from tracker.backends import BackendUnavailable, check_input, sibling
-from tracker.modelfile import ModelFileError, ModelInfo, load_torch
+from tracker.core.modelfile import ModelFileError, ModelInfo, load_torch
 
 
 def _import_torch_cuda():
@@ -34,7 +34,7 @@ def _import_torch_cuda():
 
 
 class TorchCudaBackend:
-    """`tracker.model.FAN` on the GPU (see `tracker.backends` for the protocol).
+    """`tracker.core.model.FAN` on the GPU (see `tracker.engines.backends` for the protocol).
 
     model_path: a shipped `.pt` or a training checkpoint (given a `.onnx`, the `.pt` beside
     it); fp16: half-precision weights and activations; channels_last: NHWC memory layout
@@ -144,7 +144,7 @@ class TorchCudaBackend:
         network-input pixels (as `info.codec.decode`) or, with `to_frame`, in frame pixels;
         and (B, K) float32 peak values.
         """
-        from engines.cuda_decode import CudaDecoder, heatmap_to_frame
+        from tracker.engines.cuda_decode import CudaDecoder, heatmap_to_frame
 
         codec = self.info.codec
         if codec.decoder != "local_soft_argmax":

@@ -25,11 +25,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tracker.codec import HeatmapCodec  # noqa: E402
-from tracker.datasets import image_folder, read_image  # noqa: E402
-from tracker.geometry import apply, invert, landmarks_crop_transform, warp  # noqa: E402
-from tracker.metrics import auc_fr, nme  # noqa: E402
-from tracker.modelfile import ModelInfo, load_torch  # noqa: E402
+from tracker.core.codec import HeatmapCodec  # noqa: E402
+from tracker.core.datasets import image_folder, read_image  # noqa: E402
+from tracker.core.geometry import apply, invert, landmarks_crop_transform, warp  # noqa: E402
+from tracker.core.metrics import auc_fr, nme  # noqa: E402
+from tracker.core.modelfile import ModelInfo, load_torch  # noqa: E402
 
 DECODERS = [("argmax", "argmax", 5), ("argmax + 0.25 shift", "argmax_shift", 5),
             ("global soft-argmax", "soft_argmax", 5), ("local soft-argmax 3x3", "local_soft_argmax", 3),

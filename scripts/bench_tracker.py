@@ -35,14 +35,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scripts.machine import cpu_name  # noqa: E402
-from tracker.api import Tracker, TrackerConfig  # noqa: E402
-from tracker.capture import VideoSource  # noqa: E402
-from tracker.landmarks import IBUG68  # noqa: E402
-from tracker.metrics import nme  # noqa: E402
-from tracker.pipeline import run_inline  # noqa: E402
-from tracker.pts import read_pts  # noqa: E402
-from tracker.sinks import VideoSink, draw_overlay  # noqa: E402
-from tracker.smooth import jitter  # noqa: E402
+from tracker.core.landmarks import IBUG68  # noqa: E402
+from tracker.core.metrics import nme  # noqa: E402
+from tracker.core.pts import read_pts  # noqa: E402
+from tracker.runtime.api import Tracker, TrackerConfig  # noqa: E402
+from tracker.runtime.capture import VideoSource  # noqa: E402
+from tracker.runtime.pipeline import run_inline  # noqa: E402
+from tracker.runtime.sinks import VideoSink, draw_overlay  # noqa: E402
+from tracker.runtime.smooth import jitter  # noqa: E402
 
 
 def run_mode(tracker: Tracker, clip: Path, mode: str) -> tuple[float, int, dict, list]:
@@ -105,9 +105,9 @@ def jitter_io(points: np.ndarray) -> float:
 
 def bench_peers(clip: Path) -> dict:
     try:
-        from tracker import peers
+        from tracker.evaluation import peers
     except ImportError as e:
-        print(f"note: tracker.peers not importable ({e}); peers not timed")
+        print(f"note: tracker.evaluation.peers not importable ({e}); peers not timed")
         return {"skipped": str(e)}
     frames = [f.image for f in VideoSource(clip)]
     out = {}

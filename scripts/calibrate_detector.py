@@ -1,4 +1,4 @@
-"""Fit the BlazeFace -> landmark-extent box mapping of `tracker.detect` and measure detection
+"""Fit the BlazeFace -> landmark-extent box mapping of `tracker.runtime.detect` and measure detection
 rates of both BlazeFace models.
 
 Data: the human-labelled 300-W TRAINING faces only (lfpw_trainset, helen_trainset, afw; never
@@ -6,7 +6,7 @@ helen_testset). For each face the detection that overlaps its landmark box most 
 the box of its 68 landmarks; `BoxMapping.fit` takes the median per-axis offsets and size ratios.
 The residual is reported as the crop error it causes: the distance between the mapped box's
 centre and the landmark box's centre, and the relative error of the square side that
-`tracker.geometry.crop_transform` uses (max of width and height), both over that side.
+`tracker.core.geometry.crop_transform` uses (max of width and height), both over that side.
 
 Optionally (--videos) also counts detections on every 10th labelled frame of the
 teacher-labelled clips (faces smaller in the frame than in the 300-W crops), for choosing the
@@ -15,7 +15,7 @@ default model.
     python scripts/calibrate_detector.py [--data /work/shared/data] [--videos]
 
 Writes docs/results/detector_calibration.json and .md; paste the printed constants into
-tracker/detect.py's CALIBRATION.
+tracker/runtime/detect.py's CALIBRATION.
 """
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tracker.datasets import image_folder, read_image, video_clip  # noqa: E402
-from tracker.detect import BoxMapping, FaceDetector  # noqa: E402
-from tracker.geometry import points_box  # noqa: E402
+from tracker.core.datasets import image_folder, read_image, video_clip  # noqa: E402
+from tracker.core.geometry import points_box  # noqa: E402
+from tracker.runtime.detect import BoxMapping, FaceDetector  # noqa: E402
 
 TRAIN_FOLDERS = ("lfpw_trainset", "helen_trainset", "afw")
 

@@ -2,9 +2,9 @@
 lose, before any network is involved?
 
 Every ground-truth face is cropped from its landmarks' box
-(`tracker.geometry.landmarks_crop_transform`) to a network input of 256x256 (heatmaps 64x64) or
+(`tracker.core.geometry.landmarks_crop_transform`) to a network input of 256x256 (heatmaps 64x64) or
 128x128 (heatmaps 32x32), so the heatmap stride is 4 in both cases. Its landmarks are encoded into
-heatmaps and decoded back with `tracker.codec.HeatmapCodec` (sigma 2, tau 10, window 5):
+heatmaps and decoded back with `tracker.core.codec.HeatmapCodec` (sigma 2, tau 10, window 5):
 
 - the baselines: Gaussians centred on a quantised position (floor or round) and decoded with
   argmax or argmax + 0.25 px shift; continuous Gaussians decoded with argmax, argmax + shift or
@@ -36,11 +36,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scripts.machine import cpu_name  # noqa: E402
-from tracker.codec import HeatmapCodec  # noqa: E402
-from tracker.datasets import DatasetError, image_folder, video_clip  # noqa: E402
-from tracker.geometry import apply, invert, landmarks_crop_transform  # noqa: E402
-from tracker.metrics import nme  # noqa: E402
-from tracker.pts import PtsError  # noqa: E402
+from tracker.core.codec import HeatmapCodec  # noqa: E402
+from tracker.core.datasets import DatasetError, image_folder, video_clip  # noqa: E402
+from tracker.core.geometry import apply, invert, landmarks_crop_transform  # noqa: E402
+from tracker.core.metrics import nme  # noqa: E402
+from tracker.core.pts import PtsError  # noqa: E402
 
 #: (label, encoding, decoder); the last one is the paper's.
 METHODS = [

@@ -10,7 +10,7 @@ Methods (rows):
 - ours-detector+flip, ours-gt-box+flip: the same with test-time flip augmentation (each face
   also inferred mirrored, heatmaps averaged);
 - mediapipe: Face Mesh (static images, own detector) mapped to the 68 iBUG points
-  (`tracker.peers.MEDIAPIPE_TO_IBUG68`);
+  (`tracker.evaluation.peers.MEDIAPIPE_TO_IBUG68`);
 - dlib: the teacher that labelled our videos (HOG detector + shape_predictor_68_face_landmarks).
 
 Columns: inter-ocular NME (outer eye corners) on 68 points, mean and median in %, AUC and
@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scripts.machine import describe  # noqa: E402
-from tracker.datasets import image_folder  # noqa: E402
-from tracker.evaluate import evaluate_images, jsonable  # noqa: E402
-from tracker.metrics import plot_ced  # noqa: E402
+from tracker.core.datasets import image_folder  # noqa: E402
+from tracker.core.metrics import plot_ced  # noqa: E402
+from tracker.evaluation.evaluate import evaluate_images, jsonable  # noqa: E402
 
 METHODS = ("ours-detector", "ours-gt-box", "ours-detector+flip", "ours-gt-box+flip", "mediapipe", "dlib")
 LABELS = {
@@ -60,16 +60,16 @@ def file_id(path: Path) -> dict:
 def build(method: str, model: str | None, backend: str):
     """(model object, protocol, description of what ran) for a method name."""
     if method.startswith("ours-"):
-        from tracker.backends import load_backend, resolve_model
+        from tracker.engines.backends import load_backend, resolve_model
 
         path = resolve_model(model, ".pt" if backend.startswith("torch") else ".onnx")
         flip = method.endswith("+flip")
         desc = {"model": file_id(Path(path)), "backend": backend, "flip_test": flip}
         if method.startswith("ours-gt-box"):
-            from tracker.align import Aligner
+            from tracker.runtime.align import Aligner
 
             return Aligner(load_backend(backend, path), flip_test=flip), "gt-box", desc
-        from tracker.api import Tracker, TrackerConfig
+        from tracker.runtime.api import Tracker, TrackerConfig
 
         cfg = TrackerConfig(model=str(path), backend=backend, flip_test=flip)
         desc["config"] = repr(cfg)
@@ -77,13 +77,13 @@ def build(method: str, model: str | None, backend: str):
     if method == "mediapipe":
         import mediapipe
 
-        from tracker.peers import MediapipeMesh68
+        from tracker.evaluation.peers import MediapipeMesh68
 
         return MediapipeMesh68(static_image_mode=True), "detector", {"mediapipe": mediapipe.__version__}
     if method == "dlib":
         import dlib
 
-        from tracker.peers import Dlib68
+        from tracker.evaluation.peers import Dlib68
 
         return Dlib68(), "detector", {"dlib": dlib.__version__}
     raise SystemExit(f"unknown method {method!r}: one of {', '.join(METHODS)}")
@@ -151,7 +151,7 @@ def main(argv=None) -> int:
           "all 68 points and on the 300VW 49-point set (no jaw, no inner mouth corners). AUC and FR at the cut-offs 0.08 and 0.10.",
           "- A face not found by a method's own detector counts as NME 1.0 (a failure) and in "
           "'missed'. 'gt-box' crops the face from the box of the ground-truth landmarks' extent.",
-          "- mediapipe's 468 points are mapped to the 68 with `tracker.peers.MEDIAPIPE_TO_IBUG68` "
+          "- mediapipe's 468 points are mapped to the 68 with `tracker.evaluation.peers.MEDIAPIPE_TO_IBUG68` "
           "(PeizhiYan/Mediapipe_2_Dlib_Landmarks). Its jaw points lie on the mesh's silhouette, "
           "not on iBUG's jaw line (7-13 % NME per jaw point), which is most of the gap between "
           "its 68- and 49-point numbers.",

@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scripts.eval_helen import file_id, machine  # noqa: E402
-from tracker.datasets import FaceRecord, image_folder, video_clip  # noqa: E402
-from tracker.evaluate import evaluate_300vw, evaluate_images, jsonable, load_broken_frames  # noqa: E402
+from tracker.core.datasets import FaceRecord, image_folder, video_clip  # noqa: E402
+from tracker.evaluation.evaluate import evaluate_300vw, evaluate_images, jsonable, load_broken_frames  # noqa: E402
 
 METHODS = ("ours", "mediapipe", "dlib")
 #: A spread of the 80 clips: webcam (clm_cap12, feat_single), a long talking face (clm_franck),
@@ -50,13 +50,14 @@ DEFAULT_CLIPS = ("clm_cap12", "clm_franck", "feat_single", "lp_d3", "lp_d9", "lp
 def make_tracker(method: str, model: str | None, backend: str):
     """(frame-by-frame tracker object, still-image model object, description)."""
     if method == "ours":
-        from tracker.api import Tracker, TrackerConfig
-        from tracker.backends import resolve_model
+        from tracker.engines.backends import resolve_model
+
+        from tracker.runtime.api import Tracker, TrackerConfig
 
         path = resolve_model(model, ".pt" if backend.startswith("torch") else ".onnx")
         cfg = TrackerConfig(model=str(path), backend=backend)
         return Tracker(cfg), Tracker(cfg), {"model": file_id(Path(path)), "config": repr(cfg)}
-    from tracker.peers import Dlib68, MediapipeMesh68, PeerTracker
+    from tracker.evaluation.peers import Dlib68, MediapipeMesh68, PeerTracker
 
     if method == "mediapipe":
         import mediapipe

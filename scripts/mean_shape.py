@@ -1,4 +1,4 @@
-"""Recompute `tracker.shape.MEAN_SHAPE_IBUG68` and the shape residuals that set the tracker's
+"""Recompute `tracker.core.shape.MEAN_SHAPE_IBUG68` and the shape residuals that set the tracker's
 `max_shape_residual`.
 
     python scripts/mean_shape.py [DATA_ROOT]      # default: ../shared/data beside the checkout
@@ -6,7 +6,7 @@
 Generalised Procrustes over the human-labelled 300-W training faces (lfpw_trainset,
 helen_trainset, afw): each face is similarity-fitted to the running mean, the mean is
 re-centred and scaled to outer eye corners 1 apart, five rounds. Prints the constant (to paste
-into tracker/shape.py) and percentiles of the faces' residuals against it.
+into tracker/core/shape.py) and percentiles of the faces' residuals against it.
 """
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tracker.datasets import image_folder  # noqa: E402
-from tracker.geometry import apply  # noqa: E402
-from tracker.landmarks import IBUG68  # noqa: E402
-from tracker.shape import fit_similarity, shape_residual  # noqa: E402
+from tracker.core.datasets import image_folder  # noqa: E402
+from tracker.core.geometry import apply  # noqa: E402
+from tracker.core.landmarks import IBUG68  # noqa: E402
+from tracker.core.shape import fit_similarity, shape_residual  # noqa: E402
 
 FOLDERS = ("300w/lfpw_trainset", "300w/helen_trainset", "300w/afw")
 

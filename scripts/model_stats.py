@@ -1,4 +1,4 @@
-"""Size, compute and CPU latency of every preset in `tracker.model.PRESETS`.
+"""Size, compute and CPU latency of every preset in `tracker.core.model.PRESETS`.
 
 For each preset: parameters, multiply-accumulates of one batch-1 forward pass (convolutions;
 FLOPs = 2 x MACs), and the onnxruntime CPU latency at batch 1 (median and 90th percentile of N
@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scripts.machine import cpu_name  # noqa: E402
-from tracker.codec import HeatmapCodec  # noqa: E402
-from tracker.model import FAN, PRESETS, count_macs, count_params  # noqa: E402
-from tracker.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo  # noqa: E402
+from tracker.core.codec import HeatmapCodec  # noqa: E402
+from tracker.core.model import FAN, PRESETS, count_macs, count_params  # noqa: E402
+from tracker.core.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo  # noqa: E402
 
 PAPER = "fan2-256"
 
@@ -64,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import onnxruntime as ort
     import torch
-
-    from engines.export import export_onnx
+    from tracker.engines.export import export_onnx
 
     load = os.getloadavg()
     rows = {}

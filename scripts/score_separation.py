@@ -29,10 +29,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tracker.engines.backends import load_backend, resolve_model  # noqa: E402
+
 from scripts.machine import describe  # noqa: E402
-from tracker.align import Aligner  # noqa: E402
-from tracker.backends import load_backend, resolve_model  # noqa: E402
-from tracker.geometry import points_box  # noqa: E402
+from tracker.core.geometry import points_box  # noqa: E402
+from tracker.runtime.align import Aligner  # noqa: E402
 
 THRESHOLDS = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45)
 KINDS = ("aligned", "drift 25 %", "drift 50 %", "off-face")
@@ -58,8 +59,8 @@ def boxes_of(points: np.ndarray, side: int, rng: np.random.Generator) -> dict[st
 
 def video_scores(aligner: Aligner, root: Path, first: int = 150, every: int = 15) -> list[float]:
     """Mean peaks of clip frames aligned from their labels' box."""
-    from tracker.datasets import video_clip
-    from tracker.evaluate import clip_folders, numbered_frames
+    from tracker.core.datasets import video_clip
+    from tracker.evaluation.evaluate import clip_folders, numbered_frames
 
     out = []
     for clip in clip_folders(root):

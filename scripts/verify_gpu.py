@@ -96,7 +96,7 @@ def environment() -> dict:
 
 
 def nvcc_compile(rep: Report, arch: str) -> dict:
-    from engines.cuda_decode import KERNEL_PATH
+    from tracker.engines.cuda_decode import KERNEL_PATH
 
     if not shutil.which("nvcc"):
         return {"skipped": "no nvcc"}
@@ -111,10 +111,11 @@ def nvcc_compile(rep: Report, arch: str) -> dict:
 
 def load_model(model: Path | None):
     """(path of .pt, path of .onnx or None, info, trained?) for the model to use."""
-    from engines.export import export_onnx, save_shipped
-    from tracker.codec import HeatmapCodec
-    from tracker.model import FAN, PRESETS
-    from tracker.modelfile import ModelInfo, default_model_path
+    from tracker.engines.export import export_onnx, save_shipped
+
+    from tracker.core.codec import HeatmapCodec
+    from tracker.core.model import FAN, PRESETS
+    from tracker.core.modelfile import ModelInfo, default_model_path
 
     pt = model if model is not None else default_model_path(".pt")
     if pt.is_file():
@@ -140,9 +141,9 @@ def face_inputs(info, n: int) -> np.ndarray:
     except ImportError:
         print("   OpenCV is missing: random network input instead of face crops")
         return np.random.default_rng(0).standard_normal((n, 3, *info.model.input_hw)).astype(np.float32)
-    from tracker.datasets import read_image
-    from tracker.geometry import landmarks_crop_transform, warp
-    from tracker.pts import read_pts
+    from tracker.core.datasets import read_image
+    from tracker.core.geometry import landmarks_crop_transform, warp
+    from tracker.core.pts import read_pts
 
     files = sorted((ROOT / "tests" / "fixtures" / "stills").glob("*.png"))
     crops = []
@@ -163,7 +164,7 @@ def _has_cv2() -> bool:
 def kernel_cases(net_heatmaps: np.ndarray | None) -> list[tuple[str, np.ndarray, int, float, bool]]:
     """(name, heatmaps, window, tau, with transforms) for the kernel checks."""
     from tests.engines.heatmaps import real_heatmaps
-    from tracker.codec import HeatmapCodec
+    from tracker.core.codec import HeatmapCodec
 
     g = np.random.default_rng(0)
     cases = [(f"random_{s}", (g.standard_normal(s) * 0.3).astype(np.float32), 5, 10.0, False)
@@ -186,11 +187,11 @@ def kernel_cases(net_heatmaps: np.ndarray | None) -> list[tuple[str, np.ndarray,
 
 def kernel_checks(rep: Report, net_heatmaps: np.ndarray | None) -> dict:
     import torch
+    from tracker.engines.cuda_decode import LOADERS, CudaDecoder
+    from tracker.engines.kernel_reference import local_soft_argmax_ref
 
-    from engines.cuda_decode import LOADERS, CudaDecoder
-    from engines.kernel_reference import local_soft_argmax_ref
-    from tracker.codec import decode_np
-    from tracker.geometry import similarity
+    from tracker.core.codec import decode_np
+    from tracker.core.geometry import similarity
 
     out = {}
     for loader in LOADERS:
@@ -241,9 +242,10 @@ def kernel_checks(rep: Report, net_heatmaps: np.ndarray | None) -> dict:
 
 
 def kernel_timing() -> list[dict]:
-    from engines.bench import kernel_microseconds, median_seconds
-    from engines.cuda_decode import CudaDecoder
-    from tracker.codec import decode_np
+    from tracker.engines.bench import kernel_microseconds, median_seconds
+    from tracker.engines.cuda_decode import CudaDecoder
+
+    from tracker.core.codec import decode_np
 
     dec = CudaDecoder()
     rows = []
@@ -264,10 +266,9 @@ def kernel_timing() -> list[dict]:
 
 def torch_cuda(rep: Report, pt: Path) -> dict:
     import torch
-
-    from engines.bench import median_seconds, throughput
-    from engines.torch_cuda import TorchCudaBackend
-    from tracker.backends import TorchBackend
+    from tracker.engines.backends import TorchBackend
+    from tracker.engines.bench import median_seconds, throughput
+    from tracker.engines.torch_cuda import TorchCudaBackend
 
     cpu = TorchBackend(pt)
     info = cpu.info
@@ -326,9 +327,9 @@ def tensorrt(rep: Report, onnx_path: Path | None, out_dir: Path) -> dict:
         return {"skipped": f"not installed: {', '.join(missing)}"}
     if onnx_path is None:
         return {"skipped": "no .onnx beside the model"}
-    from engines.bench import median_seconds, throughput
-    from engines.tensorrt_backend import TensorRTBackend
-    from tracker.backends import OnnxBackend
+    from tracker.engines.backends import OnnxBackend
+    from tracker.engines.bench import median_seconds, throughput
+    from tracker.engines.tensorrt_backend import TensorRTBackend
 
     cache = out_dir / "engine_cache"
     ort = OnnxBackend(onnx_path)
@@ -364,7 +365,7 @@ def bench_json(pt: Path, out_dir: Path) -> dict:
     docs/results/)."""
     import importlib.util
 
-    from engines.bench import BenchConfig, run
+    from tracker.engines.bench import BenchConfig, run
 
     backends = ("torch-cuda",) + (("tensorrt",) if importlib.util.find_spec("tensorrt")
                                   and pt.with_suffix(".onnx").is_file() else ())
@@ -406,7 +407,7 @@ def main(argv=None) -> int:
             pt = Path(model[0])
             rep.data["model"] = {"pt": model[0], "onnx": model[1], "shipped_model": model[2]}
             try:
-                from tracker.backends import TorchBackend
+                from tracker.engines.backends import TorchBackend
 
                 cpu = TorchBackend(pt)
                 net_hm = cpu(face_inputs(cpu.info, 14))

@@ -36,8 +36,8 @@ log = logging.getLogger("tracker")
 
 # -- arguments -------------------------------------------------------------------------------
 def _tracker_args(p: argparse.ArgumentParser) -> None:
-    from tracker.backends import BACKENDS
-    from tracker.detect import CHOICES
+    from tracker.engines.backends import BACKENDS
+    from tracker.runtime.detect import CHOICES
 
     g = p.add_argument_group("tracker")
     g.add_argument("--backend", default="onnxruntime", choices=list(BACKENDS),
@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
 
     try:
-        from tracker import evaluate
+        from tracker.evaluation import evaluate
 
         evaluate.add_subcommands(sub)
     except ImportError:
@@ -116,17 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
 def _user_errors(setup: bool = True) -> tuple[type[BaseException], ...]:
     """Errors that are the user's: one line on stderr and exit code 2. While setting up, a
     ValueError is a bad option (the config validates its fields); once running it is a bug."""
-    from tracker.backends import BackendUnavailable
-    from tracker.capture import SourceError
-    from tracker.modelfile import ModelFileError
-    from tracker.sinks import SinkError
+    from tracker.core.modelfile import ModelFileError
+    from tracker.engines.backends import BackendUnavailable
+    from tracker.runtime.capture import SourceError
+    from tracker.runtime.sinks import SinkError
 
     errors = (SourceError, SinkError, ModelFileError, BackendUnavailable)
     return errors + (ValueError,) if setup else errors
 
 
 def config_from_args(args: argparse.Namespace):
-    from tracker.api import TrackerConfig
+    from tracker.runtime.api import TrackerConfig
 
     extra = {} if args.lost_threshold is None else {"lost_threshold": args.lost_threshold}
     if args.max_shape_residual is not None:
@@ -139,7 +139,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def build_sinks(args: argparse.Namespace, source, window: bool = False):
-    from tracker.sinks import CsvSink, JsonlSink, PtsSink, Sinks, VideoSink, WindowSink
+    from tracker.runtime.sinks import CsvSink, JsonlSink, PtsSink, Sinks, VideoSink, WindowSink
 
     sinks = []
     try:
@@ -175,7 +175,7 @@ def run(tracker, source, sinks, progress: bool = True, timings: bool = False,
     """Track `source` into `sinks` (threads: capture, track, render; sinks in this one).
     Returns an exit code; outputs are closed and complete whatever happens. Messages go to
     `out` (default stderr)."""
-    from tracker.sinks import StopRequested, draw_overlay
+    from tracker.runtime.sinks import StopRequested, draw_overlay
 
     out = sys.stderr if out is None else out
     stats = RunStats()
@@ -257,8 +257,8 @@ def run(tracker, source, sinks, progress: bool = True, timings: bool = False,
 
 
 def cmd_track(args: argparse.Namespace) -> int:
-    from tracker.api import Tracker
-    from tracker.capture import open_source
+    from tracker.runtime.api import Tracker
+    from tracker.runtime.capture import open_source
 
     if args.input.isdigit():
         print("error: for a webcam use `tracker webcam --device N`", file=sys.stderr)
@@ -284,9 +284,9 @@ def cmd_track(args: argparse.Namespace) -> int:
 
 
 def cmd_webcam(args: argparse.Namespace) -> int:
-    from tracker.api import Tracker
-    from tracker.capture import CameraSource
-    from tracker.sinks import has_display
+    from tracker.runtime.api import Tracker
+    from tracker.runtime.capture import CameraSource
+    from tracker.runtime.sinks import has_display
 
     window = not args.no_window
     if window and not has_display():
@@ -316,8 +316,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     import platform
 
     import tracker
-    from tracker.backends import available_backends, resolve_model
-    from tracker.modelfile import ModelFileError, read_onnx_info
+    from tracker.core.modelfile import ModelFileError, read_onnx_info
+    from tracker.engines.backends import available_backends, resolve_model
 
     print(f"tracker {tracker.__version__} on Python {platform.python_version()}, "
           f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores")
@@ -342,7 +342,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     try:
         path = resolve_model(args.model, ".onnx")
         if path.suffix == ".pt":
-            from tracker.modelfile import load_torch
+            from tracker.core.modelfile import load_torch
 
             info = load_torch(path)[1]
         else:

@@ -1,1 +1,1 @@
-"""Training: crop cache, augmentation, losses and the training loop for `tracker.model.FAN`."""
+"""Training: crop cache, augmentation, losses and the training loop for `tracker.core.model.FAN`."""

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tracker.geometry import apply, similarity, warp
-from tracker.landmarks import IBUG68, LandmarkScheme
+from tracker.core.geometry import apply, similarity, warp
+from tracker.core.landmarks import IBUG68, LandmarkScheme
 from train.cache import CACHE_SIDE, MARGIN
 
 

@@ -2,7 +2,7 @@
 neither re-reads images nor re-decodes video.
 
 Each face is stored as a square crop of `CACHE_SIDE` pixels around its landmark box, covering
-`MARGIN` times the network's canonical crop (see `tracker.geometry.CROP_RATIO`), so that
+`MARGIN` times the network's canonical crop (see `tracker.core.geometry.CROP_RATIO`), so that
 rotation, scale and translation augmentation stay inside real pixels. Points are stored in
 cache-crop pixels. The canonical network crop is the central `CACHE_SIDE / MARGIN` square.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from tracker.datasets import image_folder, read_image, video_clip
-from tracker.geometry import CROP_RATIO, apply, crop_transform, points_box, warp
+from tracker.core.datasets import image_folder, read_image, video_clip
+from tracker.core.geometry import CROP_RATIO, apply, crop_transform, points_box, warp
 
 CACHE_SIDE = 192
 MARGIN = 1.5

@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from tracker import codec_torch
-from tracker.codec import HeatmapCodec
-from tracker.geometry import apply, compose, invert, warp
-from tracker.landmarks import IBUG68
-from tracker.metrics import auc_fr, nme
-from tracker.model import FAN, PRESETS, ModelConfig
+from tracker.core import codec_torch
+from tracker.core.codec import HeatmapCodec
+from tracker.core.geometry import apply, compose, invert, warp
+from tracker.core.landmarks import IBUG68
+from tracker.core.metrics import auc_fr, nme
+from tracker.core.model import FAN, PRESETS, ModelConfig
 from train.augment import AugmentConfig, augment, canonical_transform
 from train.cache import Cache
 from train.config import TrainConfig

@@ -11,7 +11,7 @@
 //      (heatmap pixels -> frame pixels), so the output is directly in frame coordinates.
 //
 // The arithmetic of step 2 is mirrored, operation for operation, by
-// engines/kernel_reference.py (numpy), which tests hold equal to tracker.codec.
+// engines/kernel_reference.py (numpy), which tests hold equal to tracker.core.codec.
 //
 // Entry points (extern "C", loadable by name from pycuda's SourceModule or CuPy's RawModule):
 //   local_soft_argmax_f32  heatmaps stored as float32

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tracker.codec import HeatmapCodec
-from tracker.geometry import landmarks_crop_transform
-from tracker.pts import read_pts
+from tracker.core.codec import HeatmapCodec
+from tracker.core.geometry import landmarks_crop_transform
+from tracker.core.pts import read_pts
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

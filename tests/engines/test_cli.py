@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 import pytest
+from tracker.engines.cli import calibration_crops, main
 
-from engines.cli import calibration_crops, main
 from tests.engines.heatmaps import FIXTURES
-from tracker.modelfile import read_onnx_info
+from tracker.core.modelfile import read_onnx_info
 
 
 def test_export_from_a_shipped_checkpoint(tiny_model, tmp_path, capsys):
@@ -41,7 +41,7 @@ def test_calibration_crops_from_labelled_stills(tiny_model, tmp_path):
     crops = calibration_crops(FIXTURES / "stills", info)
     assert crops.shape == (7, *info.model.input_hw, 3) and crops.dtype == np.uint8
     assert crops.std() > 10  # faces, not blank borders
-    from engines.cli import UserError
+    from tracker.engines.cli import UserError
 
     with pytest.raises(UserError, match="no images"):
         calibration_crops(tmp_path, info)

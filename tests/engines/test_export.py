@@ -4,10 +4,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from tracker.engines.backends import OnnxBackend, TorchBackend
+from tracker.engines.export import export_onnx, parity
 
-from engines.export import export_onnx, parity
-from tracker.backends import OnnxBackend, TorchBackend
-from tracker.modelfile import INPUT_NAME, OUTPUT_NAME, load_torch, read_onnx_info
+from tracker.core.modelfile import INPUT_NAME, OUTPUT_NAME, load_torch, read_onnx_info
 
 
 def test_dynamic_batch_parity(tiny_model):

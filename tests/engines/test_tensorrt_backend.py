@@ -6,10 +6,10 @@ import sys
 
 import numpy as np
 import pytest
+from tracker.engines import tensorrt_backend as trb
+from tracker.engines.backends import BackendUnavailable
 
-from engines import tensorrt_backend as trb
-from tracker.backends import BackendUnavailable
-from tracker.modelfile import ModelFileError
+from tracker.core.modelfile import ModelFileError
 
 SHA = "ab" * 32
 BASE = dict(model_sha256=SHA, gpu_name="NVIDIA H100 80GB HBM3", trt_version="10.3.0",
@@ -85,7 +85,7 @@ def test_calibration_batches(tiny_model):
 
 def test_gpu_modules_import_without_gpu_packages():
     code = ("import sys, engines.tensorrt_backend, engines.torch_cuda, engines.cuda_decode, "
-            "engines.cli, engines.bench; "
+            "tracker.engines.cli, engines.bench; "
             "bad = [m for m in ('tensorrt', 'pycuda', 'cupy') if m in sys.modules]; "
             "assert not bad, bad")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -125,7 +125,7 @@ def _gpu_ready() -> bool:
 @pytest.mark.gpu
 @pytest.mark.skipif(not _gpu_ready(), reason="needs TensorRT 10, pycuda and a CUDA GPU")
 def test_engine_matches_onnxruntime_and_the_codec(tiny_model, tmp_path):
-    from tracker.backends import OnnxBackend
+    from tracker.engines.backends import OnnxBackend
 
     onnx_path, _, _, info = tiny_model
     be = trb.TensorRTBackend(onnx_path, max_batch=8, fp16=False, cache_dir=tmp_path)

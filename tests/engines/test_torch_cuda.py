@@ -3,10 +3,10 @@ backend in fp32 and fp16, with and without CUDA graphs, and decoding on the devi
 import numpy as np
 import pytest
 import torch
+from tracker.engines.backends import BackendUnavailable, TorchBackend
+from tracker.engines.torch_cuda import TorchCudaBackend
 
-from engines.torch_cuda import TorchCudaBackend
-from tracker.backends import BackendUnavailable, TorchBackend
-from tracker.modelfile import ModelFileError
+from tracker.core.modelfile import ModelFileError
 
 CUDA = torch.cuda.is_available()
 
@@ -27,9 +27,9 @@ def test_missing_model_is_a_model_file_error(tmp_path):
 def _faces(info, n: int, seed: int = 0) -> np.ndarray:
     """(n, 3, H, W) network input from the fixture stills' faces (cropped as in training)."""
     from tests.engines.heatmaps import FIXTURES
-    from tracker.datasets import read_image
-    from tracker.geometry import landmarks_crop_transform, warp
-    from tracker.pts import read_pts
+    from tracker.core.datasets import read_image
+    from tracker.core.geometry import landmarks_crop_transform, warp
+    from tracker.core.pts import read_pts
 
     crops = []
     files = sorted((FIXTURES / "stills").glob("*.png"))

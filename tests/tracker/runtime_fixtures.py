@@ -19,11 +19,11 @@ def tiny_model() -> Path:
     """An untrained, tiny FAN (64x64 input, 16x16 heatmaps) as .onnx with its .pt beside it,
     in a temporary folder (exported once per process)."""
     import torch
+    from tracker.engines.export import export_onnx, save_shipped
 
-    from engines.export import export_onnx, save_shipped
-    from tracker.codec import HeatmapCodec
-    from tracker.model import FAN, ModelConfig
-    from tracker.modelfile import ModelInfo
+    from tracker.core.codec import HeatmapCodec
+    from tracker.core.model import FAN, ModelConfig
+    from tracker.core.modelfile import ModelInfo
 
     torch.manual_seed(0)
     mc = ModelConfig(stacks=1, width=16, depth=2, input_hw=(64, 64), heatmap_hw=(16, 16),

@@ -10,11 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
-import tracker.api as api
-import tracker.sinks as sinks
+import tracker.runtime.api as api
+import tracker.runtime.sinks as sinks
 from tests.tracker.runtime_fixtures import CLIP, clip_frames, faulty_videos, tiny_model, write_video
 from tracker.cli import build_parser, main
-from tracker.pts import read_pts
+from tracker.core.pts import read_pts
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -55,7 +55,7 @@ def test_help_usage_and_exit_codes_documented(capsys):
 
 
 def test_evaluation_subcommands_are_registered():
-    pytest.importorskip("tracker.evaluate")
+    pytest.importorskip("tracker.evaluation.evaluate")
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert {"track", "webcam", "info", "eval-300vw", "eval-images"} <= set(sub.choices)
 
@@ -130,7 +130,7 @@ def test_no_face_in_any_frame_exits_3(tmp_path, capsys):
 ])
 def test_bad_options_exit_2(tmp_path, capsys, argv, message):
     if argv[0] == "--backend":
-        from tracker.backends import available_backends
+        from tracker.engines.backends import available_backends
 
         if available_backends()["tensorrt"].startswith("available"):
             pytest.skip("TensorRT is installed here")

@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tracker.datasets import image_folder, read_image
+from tracker.core.datasets import image_folder, read_image
 from train.cache import Cache, cut, video_faces
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

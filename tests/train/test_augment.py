@@ -1,7 +1,7 @@
 import numpy as np
 
-from tracker.geometry import apply
-from tracker.landmarks import IBUG68
+from tracker.core.geometry import apply
+from tracker.core.landmarks import IBUG68
 from train.augment import AugmentConfig, augment, canonical_transform
 from train.cache import CACHE_SIDE
 

@@ -1,7 +1,7 @@
 import numpy as np
 
-from tracker.datasets import image_folder, read_image
-from tracker.geometry import CROP_RATIO, points_box
+from tracker.core.datasets import image_folder, read_image
+from tracker.core.geometry import CROP_RATIO, points_box
 from train.cache import CACHE_SIDE, MARGIN, cut, smooth_track, video_faces
 
 from .conftest import FIXTURES

@@ -1,8 +1,8 @@
 import numpy as np
 import torch
 
-from tracker import codec_torch
-from tracker.geometry import apply, invert, similarity
+from tracker.core import codec_torch
+from tracker.core.geometry import apply, invert, similarity
 from train.loss import heatmap_l2, siamese_l2, warp_heatmaps
 
 

@@ -1,0 +1,97 @@
+"""The backend protocol: onnxruntime and torch on the same input give the same heatmaps and the
+same metadata; bad names, paths and files give clear errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tracker.engines import backends as B
+from tracker.engines.backends import (
+    Backend,
+    BackendUnavailable,
+    OnnxBackend,
+    TorchBackend,
+    available_backends,
+    check_input,
+    load_backend,
+)
+
+from tests.tracker.runtime_fixtures import tiny_model
+from tracker.core.modelfile import ModelFileError
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return np.random.default_rng(0).standard_normal((3, 3, 64, 64)).astype(np.float32)
+
+
+def test_onnx_backend_shapes_and_batch_consistency(model, batch):
+    be = OnnxBackend(model, threads=1)
+    assert isinstance(be, Backend)
+    assert be.info.name == "tiny" and be.info.model.input_hw == (64, 64)
+    out = be(batch)
+    assert out.shape == (3, 68, 16, 16) and out.dtype == np.float32
+    single = np.concatenate([be(batch[i:i + 1]) for i in range(3)])
+    np.testing.assert_allclose(out, single, atol=1e-5)
+
+
+def test_every_cpu_backend_gives_the_same_heatmaps_and_metadata(model, batch):
+    onnx, torch_ = load_backend("onnxruntime", model), load_backend("torch", model)
+    assert isinstance(torch_, TorchBackend) and torch_.path.suffix == ".pt"  # sibling of .onnx
+    assert onnx.info == torch_.info
+    np.testing.assert_allclose(onnx(batch), torch_(batch), atol=1e-4)
+    # a .pt path given to onnxruntime loads the .onnx beside it
+    assert load_backend("onnxruntime", model.with_suffix(".pt")).path == model
+
+
+def test_input_is_checked(model):
+    be = OnnxBackend(model)
+    with pytest.raises(ValueError, match=r"\(B, 3, 64, 64\)"):
+        be(np.zeros((1, 3, 32, 32), np.float32))
+    with pytest.raises(ValueError):
+        check_input(np.zeros((3, 64, 64), np.float32), be.info)
+    # float64 and non-contiguous input are converted
+    x = np.zeros((1, 64, 64, 3), np.float64).transpose(0, 3, 1, 2)
+    assert check_input(x, be.info).flags["C_CONTIGUOUS"]
+
+
+def test_bad_names_and_paths(tmp_path, model):
+    with pytest.raises(ValueError, match="unknown backend"):
+        load_backend("openvino", model)
+    with pytest.raises(ModelFileError, match="no such model file"):
+        load_backend("onnxruntime", tmp_path / "missing.onnx")
+    with pytest.raises(ModelFileError, match="is a folder"):
+        load_backend("onnxruntime", tmp_path)
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(ModelFileError, match="junk.onnx"):
+        load_backend("onnxruntime", junk)
+    lonely = tmp_path / "lonely.onnx"
+    lonely.write_bytes(model.read_bytes())
+    with pytest.raises(ModelFileError, match=r"lonely\.pt: no such model file"):
+        load_backend("torch", lonely)
+    with pytest.raises(ValueError, match="threads"):
+        OnnxBackend(model, threads=0)
+
+
+def test_missing_bundled_model_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(B, "default_model_path", lambda suffix=".onnx": tmp_path / f"rt-m{suffix}")
+    with pytest.raises(ModelFileError, match="bundled model .* is not there"):
+        load_backend("onnxruntime")
+    with pytest.raises(ModelFileError, match="bundled model"):
+        load_backend("torch")
+
+
+def test_gpu_backends_fail_clearly_without_a_gpu(model):
+    state = available_backends()
+    assert set(state) == {"onnxruntime", "torch", "torch-cuda", "tensorrt"}
+    assert state["onnxruntime"].startswith("available")
+    for name in ("torch-cuda", "tensorrt"):
+        if state[name].startswith("available"):
+            continue  # a machine with a GPU: tests/engines covers these
+        with pytest.raises(BackendUnavailable, match=name):
+            load_backend(name, model)

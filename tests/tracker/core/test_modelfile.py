@@ -1,0 +1,187 @@
+"""What travels with the weights (tracker/core/modelfile.py): ModelInfo, input normalisation, the ONNX
+metadata and the torch checkpoints written by engines/export.py."""
+import numpy as np
+import pytest
+import torch
+
+from tracker.core.codec import HeatmapCodec
+from tracker.core.geometry import CROP_RATIO
+from tracker.core.model import FAN, ModelConfig
+from tracker.core.modelfile import (
+    INPUT_NAME,
+    METADATA_KEY,
+    OUTPUT_NAME,
+    ModelFileError,
+    ModelInfo,
+    default_model_path,
+    load_torch,
+    read_onnx_info,
+)
+
+TINY = ModelConfig(stacks=1, width=16, depth=2, input_hw=(64, 64), heatmap_hw=(16, 16), stem_width=8)
+
+
+def _info(cfg=TINY, **kw):
+    return ModelInfo("tiny", cfg, HeatmapCodec(cfg.input_hw, cfg.heatmap_hw), **kw)
+
+
+@pytest.fixture(scope="module")
+def tiny_net():
+    torch.manual_seed(0)
+    net = FAN(TINY)
+    # non-trivial BN statistics, so that a wrong state dict shows in the outputs
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory, tiny_net):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from tracker.engines.export import export_onnx
+
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    diff = export_onnx(tiny_net, _info(), path)
+    assert diff < 1e-4
+    return path
+
+
+# --- ModelInfo ----------------------------------------------------------------------------------
+
+def test_model_info_json_round_trip():
+    cfg = ModelConfig(stacks=1, width=32, depth=2, input_hw=(128, 96), heatmap_hw=(32, 24),
+                      mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.4))
+    codec = HeatmapCodec((128, 96), (32, 24), sigma=1.5, encoding="round", decoder="argmax_shift",
+                         window=3, tau=5.0)
+    info = ModelInfo("odd", cfg, codec, scheme="wflw98", crop_ratio=1.3)
+    back = ModelInfo.from_json(info.to_json())
+    assert back == info
+    assert back.model.input_hw == (128, 96) and back.codec.heatmap_hw == (32, 24)
+
+
+def test_model_info_defaults_for_older_files():
+    text = _info().to_json().replace(', "scheme": "ibug68"', "").replace(
+        f', "crop_ratio": {CROP_RATIO}', "")
+    assert "scheme" not in text and "crop_ratio" not in text
+    back = ModelInfo.from_json(text)
+    assert back.scheme == "ibug68" and back.crop_ratio == CROP_RATIO
+
+
+def test_normalise_shape_dtype_and_values():
+    info = _info(ModelConfig(stacks=1, width=16, depth=2, input_hw=(64, 64), heatmap_hw=(16, 16),
+                             mean=(0.5, 0.25, 0.0), std=(0.25, 0.5, 1.0)))
+    crops = np.zeros((2, 4, 5, 3), np.uint8)  # (B, H, W, 3) RGB
+    crops[0, 1, 2] = [255, 51, 102]
+    x = info.normalise(crops)
+    assert x.shape == (2, 3, 4, 5) and x.dtype == np.float32 and x.flags["C_CONTIGUOUS"]
+    np.testing.assert_allclose(x[0, :, 1, 2], [(1 - 0.5) / 0.25, (0.2 - 0.25) / 0.5, 0.4], rtol=1e-6)
+    np.testing.assert_allclose(x[1, :, 0, 0], [-2.0, -0.5, 0.0])
+
+
+def test_default_model_path():
+    p = default_model_path()
+    assert p.name == "rt-m.onnx" and p.parent.name == "models" and p.parent.parent.name == "tracker"
+    assert default_model_path(".pt").name == "rt-m.pt"
+
+
+# --- ONNX ---------------------------------------------------------------------------------------
+
+def test_read_onnx_info_of_an_export(tiny_onnx):
+    assert read_onnx_info(tiny_onnx) == _info()
+    assert read_onnx_info(str(tiny_onnx)).model.heatmap_hw == (16, 16)
+
+
+def test_exported_model_runs_with_its_own_metadata(tiny_onnx, tiny_net):
+    import onnxruntime as ort
+
+    info = read_onnx_info(tiny_onnx)
+    sess = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"])
+    crops = np.random.default_rng(0).integers(0, 256, (3, *info.model.input_hw, 3), dtype=np.uint8)
+    x = info.normalise(crops)
+    out = sess.run([OUTPUT_NAME], {INPUT_NAME: x})[0]  # dynamic batch: 3
+    assert out.shape == (3, 68, 16, 16)
+    with torch.no_grad():
+        np.testing.assert_allclose(out, tiny_net(torch.from_numpy(x)).numpy(), atol=1e-4)
+    xy, score = info.codec.decode(out)
+    assert xy.shape == (3, 68, 2) and score.shape == (3, 68)
+
+
+def test_read_onnx_info_errors(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    with pytest.raises(ModelFileError, match=r"nope\.onnx: no such model file"):
+        read_onnx_info(tmp_path / "nope.onnx")
+    (tmp_path / "text.onnx").write_text("this is not a protobuf\n" * 10)
+    with pytest.raises(ModelFileError, match=r"text\.onnx: not a readable ONNX model"):
+        read_onnx_info(tmp_path / "text.onnx")
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph)
+    onnx.save(model, str(tmp_path / "plain.onnx"))
+    with pytest.raises(ModelFileError, match=rf"plain\.onnx: no '{METADATA_KEY}' metadata"):
+        read_onnx_info(tmp_path / "plain.onnx")
+
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, '{"name": "x"}'
+    onnx.save(model, str(tmp_path / "damaged.onnx"))
+    with pytest.raises(ModelFileError, match=r"damaged\.onnx: damaged"):
+        read_onnx_info(tmp_path / "damaged.onnx")
+
+
+# --- torch checkpoints --------------------------------------------------------------------------
+
+def test_load_torch_round_trip_full_precision(tmp_path, tiny_net):
+    from tracker.engines.export import save_shipped
+
+    save_shipped(tiny_net, _info(), tmp_path / "tiny.pt", half=False)
+    net, info = load_torch(tmp_path / "tiny.pt")
+    assert info == _info() and not net.training
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), tiny_net(x), atol=0, rtol=0)
+
+
+def test_load_torch_round_trip_half_precision(tmp_path, tiny_net):
+    from tracker.engines.export import save_shipped
+
+    save_shipped(tiny_net, _info(), tmp_path / "tiny16.pt")
+    net, _ = load_torch(tmp_path / "tiny16.pt")
+    for name, v in net.state_dict().items():
+        ref = tiny_net.state_dict()[name]
+        assert v.dtype == ref.dtype  # loaded back as float32
+        if ref.is_floating_point():
+            torch.testing.assert_close(v, ref.half().float(), atol=0, rtol=0)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), tiny_net(x), atol=0.05, rtol=0.02)
+
+
+def test_load_torch_training_checkpoint(tmp_path, tiny_net):
+    run = tmp_path / "my_run"
+    run.mkdir()
+    codec = HeatmapCodec((64, 64), (16, 16), sigma=1.5)
+    torch.save({"model_config": TINY.to_dict(), "codec": codec.to_dict(),
+                "model": tiny_net.state_dict(), "epoch": 3}, run / "best.pt")
+    net, info = load_torch(run / "best.pt")
+    assert info.name == "my_run" and info.model == TINY and info.codec == codec
+
+
+def test_load_torch_errors(tmp_path):
+    with pytest.raises(ModelFileError, match=r"nope\.pt: no such model file"):
+        load_torch(tmp_path / "nope.pt")
+    (tmp_path / "junk.pt").write_bytes(b"\x00\x01 not a checkpoint")
+    with pytest.raises(ModelFileError, match=r"junk\.pt: not a readable torch checkpoint"):
+        load_torch(tmp_path / "junk.pt")
+    torch.save({"weights": {}}, tmp_path / "other.pt")
+    with pytest.raises(ModelFileError, match=r"other\.pt: neither a shipped model"):
+        load_torch(tmp_path / "other.pt")
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    with pytest.raises(ModelFileError, match=r"tensor\.pt: neither a shipped model"):
+        load_torch(tmp_path / "tensor.pt")

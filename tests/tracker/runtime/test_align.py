@@ -1,0 +1,156 @@
+"""The aligner's geometry end to end: with an oracle backend that returns the heatmaps of
+known points, crop -> decode -> back-projection must give those points back in frame pixels,
+for several faces of a non-square frame in one batch."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tracker.engines.backends import OnnxBackend
+
+from tests.tracker.runtime_fixtures import tiny_model
+from tracker.core.codec import HeatmapCodec
+from tracker.core.geometry import apply, crop_transform, points_box, warp
+from tracker.core.landmarks import IBUG68
+from tracker.core.model import ModelConfig
+from tracker.core.modelfile import ModelInfo
+from tracker.runtime.align import Aligner
+
+
+def _info(input_hw=(128, 128), heatmap_hw=(32, 32)) -> ModelInfo:
+    mc = ModelConfig(stacks=1, width=16, depth=2, input_hw=input_hw, heatmap_hw=heatmap_hw)
+    return ModelInfo("oracle", mc, HeatmapCodec(input_hw, heatmap_hw))
+
+
+class Oracle:
+    """A backend that answers with the codec's heatmaps of the faces' true points, and records
+    what it was called with."""
+
+    def __init__(self, info: ModelInfo, faces: np.ndarray):
+        self.info, self.faces, self.calls = info, faces, []
+
+    def __call__(self, x):
+        self.calls.append(x)
+        boxes = [points_box(f) for f in self.faces]
+        m = np.stack([crop_transform(b, self.info.model.input_hw, self.info.crop_ratio) for b in boxes])
+        return self.info.codec.encode(apply(m, self.faces))[: len(x)]
+
+
+def _faces(rng) -> np.ndarray:
+    """Two 68-point faces of different sizes, jittered, in a 300x500 frame."""
+    base = rng.uniform(0, 1, (68, 2))
+    a = base * [80, 100] + [60.3, 40.7]
+    b = base[::-1] * [150, 130] + [300.2, 120.9]
+    return np.stack([a, b])
+
+
+def test_points_come_back_in_frame_pixels():
+    rng = np.random.default_rng(1)
+    faces = _faces(rng)
+    info = _info()
+    oracle = Oracle(info, faces)
+    al = Aligner(oracle)
+    image = rng.integers(0, 255, (300, 500, 3), dtype=np.uint8)
+    points, scores = al.align(image, np.stack([points_box(f) for f in faces]))
+    assert points.shape == (2, 68, 2) and points.dtype == np.float64
+    assert scores.shape == (2, 68) and scores.dtype == np.float32
+    # sub-pixel: the local soft-argmax of continuous Gaussians recovers points closely
+    assert np.abs(points - faces).max() < 0.35
+    assert np.abs(points - faces).mean() < 0.1
+    assert len(oracle.calls) == 1 and oracle.calls[0].shape == (2, 3, 128, 128)  # one batch
+
+
+class MirrorOracle(Oracle):
+    """Answers a flip-test batch (N plain crops, then the same N mirrored) as a perfectly
+    mirror-equivariant network would: the mirrored half gets the heatmaps of the mirrored,
+    relabelled points."""
+
+    def __call__(self, x):
+        self.calls.append(x)
+        n = len(x) // 2
+        np.testing.assert_array_equal(x[n:], x[:n, ..., ::-1])
+        m = np.stack([crop_transform(points_box(f), self.info.model.input_hw, self.info.crop_ratio)
+                      for f in self.faces])
+        pts = apply(m, self.faces)
+        w = self.info.model.input_hw[1]
+        mirrored = np.stack([w - 1 - pts[..., 0], pts[..., 1]], -1)[:, list(IBUG68.flip)]
+        return self.info.codec.encode(np.concatenate([pts, mirrored]))
+
+
+def test_flip_test_mirrors_back_and_relabels():
+    rng = np.random.default_rng(4)
+    faces = _faces(rng)
+    oracle = MirrorOracle(_info(), faces)
+    image = rng.integers(0, 255, (300, 500, 3), dtype=np.uint8)
+    boxes = np.stack([points_box(f) for f in faces])
+    points, _ = Aligner(oracle, flip_test=True).align(image, boxes)
+    assert oracle.calls[0].shape == (4, 3, 128, 128)  # one batch of plain + mirrored crops
+    # an exact mirror makes the average the plain heatmaps: the same sub-pixel answer
+    plain, _ = Aligner(Oracle(_info(), faces)).align(image, boxes)
+    np.testing.assert_allclose(points, plain, atol=1e-6)
+    assert np.abs(points - faces).max() < 0.35
+
+
+def test_the_backend_sees_the_normalised_crops():
+    rng = np.random.default_rng(2)
+    faces = _faces(rng)
+    info = _info(input_hw=(64, 64), heatmap_hw=(16, 16))
+    oracle = Oracle(info, faces)
+    image = rng.integers(0, 255, (300, 500, 3), dtype=np.uint8)
+    boxes = np.stack([points_box(f) for f in faces])
+    Aligner(oracle).align(image, boxes)
+    want = info.normalise(np.stack([warp(image, crop_transform(b, (64, 64), info.crop_ratio), (64, 64))
+                                    for b in boxes]))
+    np.testing.assert_allclose(oracle.calls[0], want, atol=1e-6)
+
+
+def test_an_injected_decoder_is_used():
+    faces = _faces(np.random.default_rng(3))
+    info = _info()
+    seen = []
+
+    def decode(hm):
+        seen.append(hm.shape)
+        return info.codec.decode(hm)
+
+    al = Aligner(Oracle(info, faces), decode=decode)
+    al.align(np.zeros((300, 500, 3), np.uint8), np.stack([points_box(f) for f in faces]))
+    assert seen == [(2, 68, 32, 32)]
+
+
+def test_align_from_points_crops_from_the_previous_landmarks():
+    faces = _faces(np.random.default_rng(4))
+    oracle = Oracle(_info(), faces)
+    al = Aligner(oracle)
+    points, _ = al.align_from_points(np.zeros((300, 500, 3), np.uint8), faces)
+    assert np.abs(points - faces).max() < 0.35
+
+
+def test_timings_are_reported_per_stage():
+    faces = _faces(np.random.default_rng(5))
+    seen = {}
+    al = Aligner(Oracle(_info(), faces), timings=lambda s, t: seen.setdefault(s, t))
+    al.align(np.zeros((300, 500, 3), np.uint8), np.stack([points_box(f) for f in faces]))
+    assert set(seen) == {"crop", "infer", "decode", "project"}
+
+
+def test_no_face_and_bad_input():
+    al = Aligner(Oracle(_info(), np.zeros((0, 68, 2))))
+    p, s = al.align(np.zeros((10, 10, 3), np.uint8), np.zeros((0, 4)))
+    assert p.shape == (0, 68, 2) and s.shape == (0, 68)
+    assert al.align_from_points(np.zeros((10, 10, 3), np.uint8), np.zeros((0, 68, 2)))[0].shape == (0, 68, 2)
+    with pytest.raises(ValueError, match="RGB"):
+        al.align(np.zeros((10, 10), np.uint8), np.array([[0, 0, 5, 5]]))
+    with pytest.raises(ValueError, match="empty or non-finite"):
+        al.align(np.zeros((10, 10, 3), np.uint8), np.array([[5, 5, 5, 9]]))
+    with pytest.raises(ValueError, match="empty or non-finite"):
+        al.align(np.zeros((10, 10, 3), np.uint8), np.array([[0, 0, np.nan, 9]]))
+
+
+def test_real_backend_on_huge_tiny_and_outside_boxes():
+    al = Aligner(OnnxBackend(tiny_model()))
+    image = np.random.default_rng(6).integers(0, 255, (91, 137, 3), dtype=np.uint8)  # odd size
+    boxes = np.array([[-500, -400, 900, 800],  # far bigger than the frame
+                      [10, 10, 13, 12],  # a few pixels
+                      [200, 150, 260, 210]])  # outside the frame
+    points, scores = al.align(image, boxes)
+    assert points.shape == (3, 68, 2) and np.isfinite(points).all() and np.isfinite(scores).all()

@@ -1,0 +1,148 @@
+"""Frame sources: the real clip, generated videos with row-padded widths, image folders with
+grey/RGBA/odd/corrupt images, and every kind of bad input."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.tracker.runtime_fixtures import CLIP, clip_frames, faulty_videos, write_video
+from tracker.runtime.capture import (
+    CameraSource,
+    Frame,
+    ImageFolderSource,
+    SourceError,
+    VideoSource,
+    as_rgb,
+    open_source,
+)
+
+
+@pytest.fixture(scope="module")
+def faults(tmp_path_factory):
+    return faulty_videos(tmp_path_factory.mktemp("faults"))
+
+
+def test_clip_decodes_every_frame_with_index_and_timestamp():
+    src = open_source(CLIP)
+    assert isinstance(src, VideoSource) and not src.live
+    assert src.size_hw == (360, 640) and src.fps == pytest.approx(30.0) and src.has_audio
+    frames = list(src)
+    src.close()
+    assert [f.index for f in frames] == list(range(72))
+    assert np.allclose(np.diff([f.timestamp for f in frames]), 1 / 30, atol=1e-3)
+    for f in frames[:3]:
+        assert f.image.shape == (360, 640, 3) and f.image.dtype == np.uint8
+        assert f.image.flags["C_CONTIGUOUS"]
+    assert src.skipped == []
+    np.testing.assert_array_equal(frames[10].image, clip_frames()[10])
+
+
+@pytest.mark.parametrize("width", [360, 590])
+def test_row_padded_widths_come_out_contiguous(tmp_path, width):
+    # PyAV's to_ndarray pads rows for these widths; the source must hand out plain arrays
+    g = np.random.default_rng(width)
+    img = np.kron(g.integers(0, 255, (6, width // 10 + 1, 3), dtype=np.uint8),
+                  np.ones((20, 10, 1), np.uint8))[:120, :width]
+    path = write_video(tmp_path / f"w{width}.mp4", [img] * 3)
+    frames = list(VideoSource(path))
+    assert len(frames) == 3
+    f = frames[0].image
+    assert f.shape == (120, width, 3) and f.flags["C_CONTIGUOUS"]
+    assert f.strides == (width * 3, 3, 1)
+    assert np.abs(f.astype(int) - img).mean() < 12  # lossy, but the same picture
+
+
+def test_as_rgb_converts_grey_rgba_uint16_and_strided():
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    out = as_rgb(grey)
+    assert out.shape == (3, 4, 3) and (out[..., 0] == grey).all() and out.flags["C_CONTIGUOUS"]
+    assert as_rgb(grey[..., None]).shape == (3, 4, 3)
+    rgba = np.zeros((3, 4, 4), np.uint8)
+    rgba[..., 0] = 200
+    assert (as_rgb(rgba)[..., 0] == 200).all()
+    assert (as_rgb(rgba, bgr=True)[..., 2] == 200).all()
+    assert as_rgb(np.full((2, 2, 3), 65535, np.uint16)).max() == 255
+    wide = np.zeros((4, 10, 3), np.uint8)
+    view = wide[:, 1:8]  # not contiguous
+    assert not view.flags["C_CONTIGUOUS"] and as_rgb(view).flags["C_CONTIGUOUS"]
+    with pytest.raises(ValueError):
+        as_rgb(np.zeros((3, 4, 3), np.float32))
+    with pytest.raises(ValueError):
+        as_rgb(np.zeros((3, 4, 5), np.uint8))
+    with pytest.raises(ValueError):
+        as_rgb(np.zeros((0, 4, 3), np.uint8))
+
+
+def test_image_folder_reads_grey_rgba_odd_and_skips_corrupt(tmp_path):
+    frame = clip_frames()[0]
+    cv2.imwrite(str(tmp_path / "a_colour.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(tmp_path / "b_grey.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
+    cv2.imwrite(str(tmp_path / "c_rgba.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGRA))
+    cv2.imwrite(str(tmp_path / "d_odd.png"), frame[:101, :203])
+    (tmp_path / "e_corrupt.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    (tmp_path / "notes.txt").write_text("ignored")
+    src = open_source(tmp_path, fps=10)
+    assert isinstance(src, ImageFolderSource)
+    frames = list(src)
+    assert [f.name for f in frames] == ["a_colour", "b_grey", "c_rgba", "d_odd"]
+    assert [f.index for f in frames] == [0, 1, 2, 3]
+    assert frames[1].timestamp == pytest.approx(0.1)
+    for f in frames:
+        assert f.image.ndim == 3 and f.image.shape[2] == 3 and f.image.flags["C_CONTIGUOUS"]
+    assert frames[3].image.shape == (101, 203, 3)
+    np.testing.assert_array_equal(frames[2].image, frame)  # RGBA png: lossless, RGB order
+    assert len(src.skipped) == 1 and "e_corrupt.jpg" in src.skipped[0]
+
+
+def test_single_image_file_is_a_one_frame_source(tmp_path):
+    p = tmp_path / "one.png"
+    cv2.imwrite(str(p), np.zeros((8, 9, 3), np.uint8))
+    frames = list(open_source(p))
+    assert len(frames) == 1 and frames[0].image.shape == (8, 9, 3) and frames[0].name == "one"
+
+
+def test_missing_and_empty_inputs_raise_clear_errors(tmp_path):
+    with pytest.raises(SourceError, match="no such file"):
+        open_source(tmp_path / "nope.mp4")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError, match="no images"):
+        open_source(tmp_path / "empty")
+
+
+def test_bad_video_files(faults):
+    with pytest.raises(SourceError, match=r"empty\.mp4: empty file"):
+        open_source(faults["empty"])
+    with pytest.raises(SourceError, match=r"text\.mp4: not a readable video"):
+        open_source(faults["text"])
+    with pytest.raises(SourceError, match=r"truncated\.mp4: not a readable video.*truncated"):
+        open_source(faults["truncated"])
+    with pytest.raises(SourceError, match="no video stream"):
+        open_source(faults["no_video"])
+    with pytest.raises(SourceError, match="unsupported or damaged video stream"):
+        open_source(faults["unknown_codec"])
+
+
+def test_truncated_file_gives_its_frames_and_says_so(faults):
+    src = open_source(faults["truncated_playable"])
+    frames = list(src)
+    assert 10 < len(frames) < 72
+    assert [f.index for f in frames] == list(range(len(frames)))
+    assert any("truncated" in s for s in src.skipped)
+
+
+def test_zero_frame_video_yields_nothing(faults):
+    src = open_source(faults["zero_frames"])
+    assert list(src) == []
+
+
+def test_absent_camera_raises():
+    with pytest.raises(SourceError, match="camera 97"):
+        CameraSource(97)
+    with pytest.raises(SourceError, match="camera 98"):
+        open_source("98")
+
+
+def test_frame_is_a_plain_record():
+    f = Frame(3, 0.1, np.zeros((2, 2, 3), np.uint8))
+    assert f.index == 3 and f.name is None

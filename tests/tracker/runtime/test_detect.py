@@ -1,0 +1,98 @@
+"""BlazeFace detection on the real clip, the landmark-extent box mapping, and the fallback to
+the full-range model for small faces."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.tracker.runtime_fixtures import ANNOT, clip_frames
+from tracker.core.geometry import points_box
+from tracker.core.pts import read_pts
+from tracker.runtime.api import box_iou
+from tracker.runtime.detect import CALIBRATION, BoxMapping, Detection, FaceDetector
+
+
+@pytest.fixture(scope="module")
+def short():
+    with FaceDetector("short") as d:
+        yield d
+
+
+def test_box_mapping_fit_recovers_known_constants():
+    g = np.random.default_rng(0)
+    xy = g.uniform(0, 500, (50, 2))
+    wh = g.uniform(40, 200, (50, 2))
+    det = np.concatenate([xy, xy + wh], 1)
+    truth = BoxMapping(0.02, 0.08, 0.9, 1.1)
+    fitted = BoxMapping.fit(det, truth.apply(det))
+    for k in ("dx", "dy", "sx", "sy"):
+        assert getattr(fitted, k) == pytest.approx(getattr(truth, k), abs=1e-9)
+    # an identity mapping changes nothing; apply keeps (N, 4)
+    assert np.allclose(BoxMapping().apply(det), det)
+    assert BoxMapping().apply(det[0]).shape == (1, 4)
+    with pytest.raises(ValueError):
+        BoxMapping.fit(det[:0], det[:0])
+
+
+def test_calibrated_boxes_match_the_landmark_extent_on_the_clip(short):
+    frames = clip_frames()
+    ious, raw_ious = [], []
+    for i in range(0, 72, 8):
+        dets = short.detect(frames[i])
+        assert len(dets) == 1
+        d = dets[0]
+        assert isinstance(d, Detection) and 0.5 <= d.score <= 1.0
+        assert d.keypoints.shape == (6, 2)
+        truth = points_box(read_pts(ANNOT / f"{i + 1:06d}.pts"))
+        ious.append(box_iou(d.box, truth)[0, 0])
+        raw_ious.append(box_iou(d.raw_box, truth)[0, 0])
+        # eyes and nose tip inside the face box
+        x0, y0, x1, y1 = d.box
+        assert ((d.keypoints[:3] >= [x0, y0]) & (d.keypoints[:3] <= [x1, y1])).all()
+    assert np.mean(ious) > 0.8
+    assert np.mean(ious) > np.mean(raw_ious)  # the calibration helps on a face it never saw
+
+
+def test_no_face_in_a_blank_frame(short):
+    assert short.detect(np.zeros((240, 320, 3), np.uint8)) == []
+    assert short.detect(np.full((240, 320, 3), 255, np.uint8)) == []
+
+
+def test_row_padded_view_gives_the_same_detection(short):
+    frame = clip_frames()[0]
+    wide = np.zeros((360, 700, 3), np.uint8)
+    wide[:, :640] = frame
+    view = wide[:, :640]
+    assert not view.flags["C_CONTIGUOUS"]
+    a, b = short.detect(frame), short.detect(view)
+    assert len(a) == len(b) == 1
+    np.testing.assert_allclose(a[0].box, b[0].box, atol=1e-6)
+
+
+def test_auto_falls_back_to_the_full_range_model_for_a_small_face():
+    small = cv2.resize(clip_frames()[0], None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    canvas = np.zeros((720, 1280, 3), np.uint8)
+    canvas[300:300 + small.shape[0], 500:500 + small.shape[1]] = small
+    with FaceDetector("short") as s, FaceDetector("auto") as a:
+        assert s.detect(canvas) == []
+        found = a.detect(canvas)
+    assert len(found) == 1
+    truth = points_box(read_pts(ANNOT / "000001.pts")) * 0.5 + [500, 300, 500, 300]
+    assert box_iou(found[0].box, truth)[0, 0] > 0.6
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="unknown detector model"):
+        FaceDetector("medium")
+    with pytest.raises(ValueError, match="min_score"):
+        FaceDetector("short", min_score=1.5)
+    with FaceDetector("short") as d, pytest.raises(ValueError, match="RGB"):
+        d.detect(np.zeros((10, 10), np.uint8))
+
+
+def test_constants_are_the_calibrated_ones():
+    # fitted by scripts/calibrate_detector.py: BlazeFace's box sits above the landmark extent
+    for name in ("short", "full"):
+        m = CALIBRATION[name]
+        assert m.dy > 0 and 0.8 < m.sx < 1.0 and 0.8 < m.sy < 1.0
