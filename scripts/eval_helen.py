@@ -69,7 +69,8 @@ def build(method: str, model: str | None, backend: str):
             from tracker.runtime.align import Aligner
 
             return Aligner(load_backend(backend, path), flip_test=flip), "gt-box", desc
-        from tracker.runtime.api import Tracker, TrackerConfig
+        from tracker.runtime.config import TrackerConfig
+        from tracker.runtime.tracker import Tracker
 
         cfg = TrackerConfig(model=str(path), backend=backend, flip_test=flip)
         desc["config"] = repr(cfg)

@@ -52,7 +52,8 @@ def make_tracker(method: str, model: str | None, backend: str):
     if method == "ours":
         from tracker.engines.backends import resolve_model
 
-        from tracker.runtime.api import Tracker, TrackerConfig
+        from tracker.runtime.config import TrackerConfig
+        from tracker.runtime.tracker import Tracker
 
         path = resolve_model(model, ".pt" if backend.startswith("torch") else ".onnx")
         cfg = TrackerConfig(model=str(path), backend=backend)

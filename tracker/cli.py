@@ -126,7 +126,7 @@ def _user_errors(setup: bool = True) -> tuple[type[BaseException], ...]:
 
 
 def config_from_args(args: argparse.Namespace):
-    from tracker.runtime.api import TrackerConfig
+    from tracker.runtime.config import TrackerConfig
 
     extra = {} if args.lost_threshold is None else {"lost_threshold": args.lost_threshold}
     if args.max_shape_residual is not None:
@@ -257,8 +257,8 @@ def run(tracker, source, sinks, progress: bool = True, timings: bool = False,
 
 
 def cmd_track(args: argparse.Namespace) -> int:
-    from tracker.runtime.api import Tracker
     from tracker.runtime.capture import open_source
+    from tracker.runtime.tracker import Tracker
 
     if args.input.isdigit():
         print("error: for a webcam use `tracker webcam --device N`", file=sys.stderr)
@@ -284,9 +284,9 @@ def cmd_track(args: argparse.Namespace) -> int:
 
 
 def cmd_webcam(args: argparse.Namespace) -> int:
-    from tracker.runtime.api import Tracker
     from tracker.runtime.capture import CameraSource
     from tracker.runtime.sinks import has_display
+    from tracker.runtime.tracker import Tracker
 
     window = not args.no_window
     if window and not has_display():

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-import tracker.runtime.api as api
 import tracker.runtime.sinks as sinks
+import tracker.runtime.tracker as api
 from tests.tracker.runtime_fixtures import CLIP, clip_frames, faulty_videos, tiny_model, write_video
 from tracker.cli import build_parser, main
 from tracker.core.pts import read_pts

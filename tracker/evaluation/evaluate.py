@@ -308,7 +308,8 @@ def evaluate_300vw(root: str | os.PathLike, config=None, tracker=None, category:
         broken_frames = auto if auto.is_file() else None
     broken = load_broken_frames(broken_frames)
     if tracker is None:
-        from tracker.runtime.api import Tracker, TrackerConfig
+        from tracker.runtime.config import TrackerConfig
+        from tracker.runtime.tracker import Tracker
 
         tracker = Tracker(config if config is not None else TrackerConfig())
     clip_data = {c.name: video_clip(c) for c in clips}  # (video, {frame: (68, 2)})
@@ -659,7 +660,7 @@ def tracker_config(args: argparse.Namespace):
     """TrackerConfig from the CLI's model options (unset options keep the config's defaults)."""
     import dataclasses
 
-    from tracker.runtime.api import TrackerConfig
+    from tracker.runtime.config import TrackerConfig
 
     cfg = TrackerConfig()
     changes = {"model": args.model, "backend": args.backend}
@@ -717,7 +718,7 @@ def _cmd_images(args: argparse.Namespace) -> int:
 
             model = Aligner(load_backend(cfg.backend, cfg.model))
         else:
-            from tracker.runtime.api import Tracker
+            from tracker.runtime.tracker import Tracker
 
             model = Tracker(cfg)
         name = Path(cfg.model).stem if cfg.model else "rt-m"

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from tracker.core.pts import write_pts
-from tracker.runtime.api import Face, FrameResult
 from tracker.runtime.capture import Frame
+from tracker.runtime.results import Face, FrameResult
 
 log = logging.getLogger("tracker")
 

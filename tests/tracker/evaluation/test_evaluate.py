@@ -190,7 +190,7 @@ class _Result:
 
 
 class ReplayTracker:
-    """Stands in for tracker.runtime.api.Tracker: returns, for frame index i (0-based), the faces in
+    """Stands in for tracker.runtime.tracker.Tracker: returns, for frame index i (0-based), the faces in
     `table[i + 1]` (1-based frame numbers), no face for frames not in the table."""
 
     def __init__(self, table: dict[int, list[np.ndarray]]):
@@ -307,7 +307,7 @@ def test_cli_user_errors_are_one_line(tmp_path, capsys):
 def _real_tracker_or_skip():
     try:
         from tracker.core.modelfile import default_model_path
-        from tracker.runtime.api import Tracker, TrackerConfig  # noqa: F401
+        from tracker.runtime.tracker import Tracker  # noqa: F401
     except ImportError as e:
         pytest.skip(f"tracker runtime not available ({e})")
     return default_model_path(".onnx")
@@ -369,7 +369,7 @@ def test_shipped_model_accuracy_on_feat_single():
     path = _real_tracker_or_skip()
     if not path.is_file():
         pytest.skip(f"{path} not there yet (the trained model ships later)")
-    from tracker.runtime.api import TrackerConfig
+    from tracker.runtime.config import TrackerConfig
 
     res = ev.evaluate_300vw(FEAT, TrackerConfig(), progress=False)
     assert res["counts"]["frames_scored"] == 72

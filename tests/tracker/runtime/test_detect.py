@@ -9,7 +9,7 @@ import pytest
 from tests.tracker.runtime_fixtures import ANNOT, clip_frames
 from tracker.core.geometry import points_box
 from tracker.core.pts import read_pts
-from tracker.runtime.api import box_iou
+from tracker.runtime.association import box_iou
 from tracker.runtime.detect import CALIBRATION, BoxMapping, Detection, FaceDetector
 
 

@@ -17,9 +17,12 @@ from tracker.core.modelfile import default_model_path
 from tracker.core.pts import read_pts
 from tracker.core.shape import MEAN_SHAPE_IBUG68
 from tracker.runtime.align import Aligner
-from tracker.runtime.api import Face, FrameResult, Tracker, TrackerConfig, box_iou, match_boxes
+from tracker.runtime.association import box_iou, match_boxes
 from tracker.runtime.capture import Frame
+from tracker.runtime.config import TrackerConfig
 from tracker.runtime.detect import FaceDetector
+from tracker.runtime.results import Face, FrameResult
+from tracker.runtime.tracker import Tracker
 
 
 class CountingBackend:
