@@ -112,7 +112,9 @@ def device_description() -> dict:
 
 
 def _make_backend(name: str, model: Path, precision: str, batches: tuple[int, ...]):
-    from tracker.engines.backends import OnnxBackend, TorchBackend, sibling
+    from tracker.engines.onnxruntime_backend import OnnxBackend
+    from tracker.engines.registry import sibling
+    from tracker.engines.torch_backend import TorchBackend
 
     if name == "onnxruntime":
         return OnnxBackend(sibling(model, ".onnx"))

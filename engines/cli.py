@@ -80,8 +80,8 @@ def cmd_build(a: argparse.Namespace) -> int:
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
-    from tracker.engines.backends import resolve_model
     from tracker.engines.bench import BenchConfig, run
+    from tracker.engines.registry import resolve_model
 
     cfg = BenchConfig(resolve_model(a.model, ".onnx"), tuple(a.backend), tuple(a.batches),
                       tuple(a.precision), a.iters, a.warmup, a.out_dir)
@@ -130,7 +130,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tracker.engines.backends import BackendUnavailable
+    from tracker.engines.backend import BackendUnavailable
 
     from tracker.core.modelfile import ModelFileError
 

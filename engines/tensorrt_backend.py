@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 
 import numpy as np
-from tracker.engines.backends import BackendUnavailable, check_input
+from tracker.engines.backend import BackendUnavailable, check_input
 
 from tracker.core.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo, read_onnx_info
 
@@ -237,7 +237,7 @@ def build_engine(onnx_path: str | Path, max_batch: int, fp16: bool = True,
 
 
 class TensorRTBackend:
-    """A TensorRT engine as a tracker backend (see `tracker.engines.backends`).
+    """A TensorRT engine as a tracker backend (see `tracker.engines.backend`).
 
     Device buffers for `max_batch` faces, pinned host buffers and one CUDA stream are made
     here, once; each call copies the input in, sets the batch's input shape, runs

@@ -17,7 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tracker.engines.backends import BackendUnavailable, check_input, sibling
+from tracker.engines.backend import BackendUnavailable, check_input
+from tracker.engines.registry import sibling
 
 from tracker.core.modelfile import ModelFileError, ModelInfo, load_torch
 
@@ -34,7 +35,7 @@ def _import_torch_cuda():
 
 
 class TorchCudaBackend:
-    """`tracker.core.model.FAN` on the GPU (see `tracker.engines.backends` for the protocol).
+    """`tracker.core.model.FAN` on the GPU (see `tracker.engines.backend` for the protocol).
 
     model_path: a shipped `.pt` or a training checkpoint (given a `.onnx`, the `.pt` beside
     it); fp16: half-precision weights and activations; channels_last: NHWC memory layout

@@ -266,8 +266,8 @@ def kernel_timing() -> list[dict]:
 
 def torch_cuda(rep: Report, pt: Path) -> dict:
     import torch
-    from tracker.engines.backends import TorchBackend
     from tracker.engines.bench import median_seconds, throughput
+    from tracker.engines.torch_backend import TorchBackend
     from tracker.engines.torch_cuda import TorchCudaBackend
 
     cpu = TorchBackend(pt)
@@ -327,8 +327,8 @@ def tensorrt(rep: Report, onnx_path: Path | None, out_dir: Path) -> dict:
         return {"skipped": f"not installed: {', '.join(missing)}"}
     if onnx_path is None:
         return {"skipped": "no .onnx beside the model"}
-    from tracker.engines.backends import OnnxBackend
     from tracker.engines.bench import median_seconds, throughput
+    from tracker.engines.onnxruntime_backend import OnnxBackend
     from tracker.engines.tensorrt_backend import TensorRTBackend
 
     cache = out_dir / "engine_cache"
@@ -407,7 +407,7 @@ def main(argv=None) -> int:
             pt = Path(model[0])
             rep.data["model"] = {"pt": model[0], "onnx": model[1], "shipped_model": model[2]}
             try:
-                from tracker.engines.backends import TorchBackend
+                from tracker.engines.torch_backend import TorchBackend
 
                 cpu = TorchBackend(pt)
                 net_hm = cpu(face_inputs(cpu.info, 14))

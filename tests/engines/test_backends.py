@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tracker.engines import backends as B
-from tracker.engines.backends import (
-    Backend,
-    BackendUnavailable,
-    OnnxBackend,
-    TorchBackend,
-    available_backends,
-    check_input,
-    load_backend,
-)
+from tracker.engines import registry
+from tracker.engines.backend import Backend, BackendUnavailable, check_input
+from tracker.engines.onnxruntime_backend import OnnxBackend
+from tracker.engines.registry import available_backends, load_backend
+from tracker.engines.torch_backend import TorchBackend
 
 from tests.tracker.runtime_fixtures import tiny_model
 from tracker.core.modelfile import ModelFileError
@@ -79,7 +74,7 @@ def test_bad_names_and_paths(tmp_path, model):
 
 
 def test_missing_bundled_model_says_so(tmp_path, monkeypatch):
-    monkeypatch.setattr(B, "default_model_path", lambda suffix=".onnx": tmp_path / f"rt-m{suffix}")
+    monkeypatch.setattr(registry, "default_model_path", lambda suffix=".onnx": tmp_path / f"rt-m{suffix}")
     with pytest.raises(ModelFileError, match="bundled model .* is not there"):
         load_backend("onnxruntime")
     with pytest.raises(ModelFileError, match="bundled model"):

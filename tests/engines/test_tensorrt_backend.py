@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 from tracker.engines import tensorrt_backend as trb
-from tracker.engines.backends import BackendUnavailable
+from tracker.engines.backend import BackendUnavailable
 
 from tracker.core.modelfile import ModelFileError
 
@@ -125,7 +125,7 @@ def _gpu_ready() -> bool:
 @pytest.mark.gpu
 @pytest.mark.skipif(not _gpu_ready(), reason="needs TensorRT 10, pycuda and a CUDA GPU")
 def test_engine_matches_onnxruntime_and_the_codec(tiny_model, tmp_path):
-    from tracker.engines.backends import OnnxBackend
+    from tracker.engines.onnxruntime_backend import OnnxBackend
 
     onnx_path, _, _, info = tiny_model
     be = trb.TensorRTBackend(onnx_path, max_batch=8, fp16=False, cache_dir=tmp_path)

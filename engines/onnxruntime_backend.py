@@ -1,0 +1,45 @@
+"""onnxruntime on the CPU as a tracker backend (the protocol: `tracker.engines.backend`).
+
+onnxruntime is imported by the constructor, so this module imports anywhere.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tracker.engines.backend import check_input
+
+from tracker.core.modelfile import INPUT_NAME, OUTPUT_NAME, ModelFileError, read_onnx_info
+
+
+class OnnxBackend:
+    """onnxruntime on the CPU; one session, created here, graph optimisation on.
+
+    `threads` sets onnxruntime's intra-op threads (None: its default, one per core). Spinning
+    threads are turned off: the tracker's other stages share the cores."""
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        self.info = read_onnx_info(self.path)
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"threads must be >= 1, got {threads}")
+            so.intra_op_num_threads = int(threads)
+        so.inter_op_num_threads = 1
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self._session = ort.InferenceSession(str(self.path), so,
+                                                 providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise ModelFileError(f"{self.path}: onnxruntime cannot load it ({e})") from None
+        self.device = "cpu"
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = check_input(x, self.info)
+        return self._session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
