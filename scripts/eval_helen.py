@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 from scripts.machine import describe  # noqa: E402
 from tracker.core.datasets import image_folder  # noqa: E402
 from tracker.core.metrics import plot_ced  # noqa: E402
-from tracker.evaluation.evaluate import evaluate_images, jsonable  # noqa: E402
+from tracker.evaluation.images import evaluate_images  # noqa: E402
+from tracker.evaluation.report import jsonable  # noqa: E402
 
 METHODS = ("ours-detector", "ours-gt-box", "ours-detector+flip", "ours-gt-box+flip", "mediapipe", "dlib")
 LABELS = {

@@ -35,7 +35,9 @@ sys.path.insert(0, str(ROOT))
 
 from scripts.eval_helen import file_id, machine  # noqa: E402
 from tracker.core.datasets import FaceRecord, image_folder, video_clip  # noqa: E402
-from tracker.evaluation.evaluate import evaluate_300vw, evaluate_images, jsonable, load_broken_frames  # noqa: E402
+from tracker.evaluation.images import evaluate_images  # noqa: E402
+from tracker.evaluation.report import jsonable  # noqa: E402
+from tracker.evaluation.videos import evaluate_300vw, load_broken_frames  # noqa: E402
 
 METHODS = ("ours", "mediapipe", "dlib")
 #: A spread of the 80 clips: webcam (clm_cap12, feat_single), a long talking face (clm_franck),

@@ -60,7 +60,7 @@ def boxes_of(points: np.ndarray, side: int, rng: np.random.Generator) -> dict[st
 def video_scores(aligner: Aligner, root: Path, first: int = 150, every: int = 15) -> list[float]:
     """Mean peaks of clip frames aligned from their labels' box."""
     from tracker.core.datasets import video_clip
-    from tracker.evaluation.evaluate import clip_folders, numbered_frames
+    from tracker.evaluation.videos import clip_folders, numbered_frames
 
     out = []
     for clip in clip_folders(root):

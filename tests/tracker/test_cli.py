@@ -55,7 +55,7 @@ def test_help_usage_and_exit_codes_documented(capsys):
 
 
 def test_evaluation_subcommands_are_registered():
-    pytest.importorskip("tracker.evaluation.evaluate")
+    pytest.importorskip("tracker.evaluation.videos")
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert {"track", "webcam", "info", "eval-300vw", "eval-images"} <= set(sub.choices)
 
@@ -237,7 +237,7 @@ def test_ctrl_c_on_a_real_process(tmp_path):
 
 
 def test_tracker_options_reach_the_config():
-    from tracker.cli import config_from_args
+    from tracker.cli.options import config_from_args
 
     args = build_parser().parse_args(["track", "in.mp4", "--flip-test", "--smooth", "--every", "3",
                                       "--lost-threshold", "0.2", "--max-shape-residual", "0.5"])

@@ -199,7 +199,7 @@ class PeerResult:
 
 class PeerTracker:
     """A peer behind the tracker's frame interface (`reset()`, `process(frame, index,
-    timestamp) -> result with .faces[i].points`), so `tracker.evaluation.evaluate.evaluate_300vw` runs it
+    timestamp) -> result with .faces[i].points`), so `tracker.evaluation.videos.evaluate_300vw` runs it
     on videos exactly as it runs the tracker."""
 
     def __init__(self, peer):

@@ -3,7 +3,6 @@ generated and real clips (with a stand-in tracker that replays labels), and the 
 with the real tracker when it is importable."""
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import shutil
@@ -15,7 +14,21 @@ import pytest
 
 from tracker.core.datasets import FaceRecord, image_folder, video_clip
 from tracker.core.pts import read_pts, write_pts
-from tracker.evaluation import evaluate as ev
+from tracker.evaluation.images import evaluate_images, image_records
+from tracker.evaluation.report import table_300vw, table_images, write_300vw, write_images
+from tracker.evaluation.scoring import (
+    CATEGORIES_300VW,
+    MISSED_NME,
+    EvalError,
+    aggregate_300vw,
+    aggregate_images,
+    category_of,
+    face_errors,
+    score_frame,
+    score_image,
+    summarise,
+)
+from tracker.evaluation.videos import clip_folders, evaluate_300vw
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 FEAT = FIXTURES / "feat_single"
@@ -36,9 +49,9 @@ def face(seed: int = 0, centre=(200.0, 150.0), size: float = 100.0) -> np.ndarra
 
 def test_perfect_predictions_give_nme_zero_and_auc_one():
     gt = face()
-    row, pred = ev.score_frame("114", 1, [gt.copy()], gt)
+    row, pred = score_frame("114", 1, [gt.copy()], gt)
     assert row.nme49 == 0 and row.nme68 == 0 and not row.missed
-    s = ev.summarise([0.0] * 10, (0.08, 0.10))
+    s = summarise([0.0] * 10, (0.08, 0.10))
     assert s["mean"] == 0 and s["auc@0.08"] == pytest.approx(1.0) and s["fr@0.08"] == 0
     assert s["auc@0.1"] == pytest.approx(1.0)
 
@@ -46,10 +59,10 @@ def test_perfect_predictions_give_nme_zero_and_auc_one():
 def test_known_offset_gives_expected_nme():
     gt = face()
     io = np.linalg.norm(gt[36] - gt[45])  # 50 px
-    row, _ = ev.score_frame("x", 1, [gt + (3.0, 4.0)], gt)  # every point 5 px off
+    row, _ = score_frame("x", 1, [gt + (3.0, 4.0)], gt)  # every point 5 px off
     assert row.nme68 == pytest.approx(5 / io)
     assert row.nme49 == pytest.approx(5 / io)
-    e = ev.face_errors(gt + (3.0, 4.0), gt)
+    e = face_errors(gt + (3.0, 4.0), gt)
     w, h = gt.max(0) - gt.min(0)
     assert e["box"] == pytest.approx(5 / np.sqrt(w * h))
     assert e["diag"] == pytest.approx(5 / np.hypot(w, h))
@@ -59,16 +72,16 @@ def test_jaw_only_error_leaves_inner49_untouched():
     gt = face()
     pred = gt.copy()
     pred[:17] += (10.0, 0.0)
-    row, _ = ev.score_frame("x", 1, [pred], gt)
+    row, _ = score_frame("x", 1, [pred], gt)
     assert row.nme49 == 0
     assert row.nme68 == pytest.approx(10 * 17 / 68 / 50)
 
 
 def test_missed_face_is_a_failure_and_counted():
     gt = face()
-    row, pred = ev.score_frame("x", 1, [], gt)
-    assert row.missed and pred is None and row.nme68 == ev.MISSED_NME == 1.0
-    agg = ev.aggregate_300vw([row, ev.score_frame("x", 2, [gt], gt)[0]])
+    row, pred = score_frame("x", 1, [], gt)
+    assert row.missed and pred is None and row.nme68 == MISSED_NME == 1.0
+    agg = aggregate_300vw([row, score_frame("x", 2, [gt], gt)[0]])
     v = agg["videos"]["x"]
     assert v["frames"] == 2 and v["missed"] == 1
     assert v["68"]["fr@0.08"] == 0.5 and v["68"]["mean"] == pytest.approx(0.5)
@@ -77,36 +90,36 @@ def test_missed_face_is_a_failure_and_counted():
 def test_several_faces_the_matching_one_is_scored():
     gt = face(centre=(200, 150))
     other = face(seed=1, centre=(500, 150))
-    row, pred = ev.score_frame("x", 1, [other, gt + 1.0, gt + 20.0], gt)
+    row, pred = score_frame("x", 1, [other, gt + 1.0, gt + 20.0], gt)
     assert row.n_faces == 3 and not row.missed
     np.testing.assert_allclose(pred, gt + 1.0)
 
 
 def test_a_face_of_someone_else_is_not_a_match():
     gt = face(centre=(200, 150))
-    row, _ = ev.score_frame("x", 1, [face(seed=1, centre=(500, 150))], gt)
-    assert row.missed and row.nme68 == ev.MISSED_NME
+    row, _ = score_frame("x", 1, [face(seed=1, centre=(500, 150))], gt)
+    assert row.missed and row.nme68 == MISSED_NME
 
 
 @pytest.mark.parametrize("clip,cat", [("114", "A"), ("548", "A"), ("203", "B"), ("553", "B"),
                                       ("410", "C"), ("562", "C"), ("001", "other"),
                                       ("feat_single", "other"), ("999", "other")])
 def test_category_assignment(clip, cat):
-    assert ev.category_of(clip) == cat
+    assert category_of(clip) == cat
 
 
 def test_official_category_lists():
-    sizes = {k: len(v) for k, v in ev.CATEGORIES_300VW.items()}
+    sizes = {k: len(v) for k, v in CATEGORIES_300VW.items()}
     assert sizes == {"A": 31, "B": 19, "C": 14}
-    allv = [v for vs in ev.CATEGORIES_300VW.values() for v in vs]
+    allv = [v for vs in CATEGORIES_300VW.values() for v in vs]
     assert len(set(allv)) == 64
 
 
 def test_aggregate_pools_frames_per_category():
     gt = face()
-    rows = [ev.score_frame("114", 1, [gt], gt)[0], ev.score_frame("203", 1, [], gt)[0],
-            ev.score_frame("mine", 1, [gt + (0.6, 0.8)], gt)[0]]  # 1 px: 2 %
-    agg = ev.aggregate_300vw(rows)
+    rows = [score_frame("114", 1, [gt], gt)[0], score_frame("203", 1, [], gt)[0],
+            score_frame("mine", 1, [gt + (0.6, 0.8)], gt)[0]]  # 1 px: 2 %
+    agg = aggregate_300vw(rows)
     cats = agg["categories"]
     assert set(cats) == {"A", "B", "other", "all"}
     assert cats["A"]["68"]["mean"] == 0 and cats["B"]["missed"] == 1
@@ -116,11 +129,11 @@ def test_aggregate_pools_frames_per_category():
 
 def test_score_image_protocols():
     gts = [face(centre=(100, 100), size=80), face(seed=2, centre=(400, 100), size=80)]
-    rows = ev.score_image("img", gts, [gts[0], gts[1] + 2.0], "gt-box", 5.0)
+    rows = score_image("img", gts, [gts[0], gts[1] + 2.0], "gt-box", 5.0)
     assert [r.errors["io"] == 0 for r in rows] == [True, False]
-    rows = ev.score_image("img", gts, [gts[1]], "detector", 5.0)  # detector found one face
+    rows = score_image("img", gts, [gts[1]], "detector", 5.0)  # detector found one face
     assert [r.missed for r in rows] == [True, False]
-    agg = ev.aggregate_images(rows)
+    agg = aggregate_images(rows)
     assert agg["faces"] == 2 and agg["missed"] == 1
     assert agg["io"]["fr@0.08"] == 0.5 and agg["io"]["fr@0.1"] == 0.5
     assert set(agg) >= {"io", "box", "diag", "io49", "ms_per_face"}
@@ -137,7 +150,7 @@ def test_evaluate_images_with_a_stand_in_model():
     import cv2
 
     shape_of = {k: cv2.imread(k).shape[:2] for k in oracle}
-    res = ev.evaluate_images(records, Peer(), "detector", progress=False, name="peer")
+    res = evaluate_images(records, Peer(), "detector", progress=False, name="peer")
     s = res["summary"]
     assert s["faces"] == len(records) and s["missed"] == 0
     io = [np.linalg.norm(r.points[36] - r.points[45]) for r in records]
@@ -152,29 +165,29 @@ def test_evaluate_images_with_a_stand_in_model():
     def oracle_by_box(b):
         return next(p for p in oracle.values() if np.allclose(p.min(0), b[:2]))
 
-    res = ev.evaluate_images(records, Aligner(), "gt-box", progress=False)
+    res = evaluate_images(records, Aligner(), "gt-box", progress=False)
     assert res["summary"]["io"]["mean"] == 0 and res["summary"]["io"]["auc@0.08"] == pytest.approx(1)
 
 
 def test_write_images(tmp_path):
     records = list(image_folder(STILLS))[:2]
-    res = ev.evaluate_images(records, lambda img, boxes: [], "detector", progress=False, name="none")
-    paths = ev.write_images([res], tmp_path, "t")
+    res = evaluate_images(records, lambda img, boxes: [], "detector", progress=False, name="none")
+    paths = write_images([res], tmp_path, "t")
     data = json.loads(paths[0].read_text())
     assert data[0]["missed"] == 2 and data[0]["io"]["mean"] == 1.0
     assert len(list(csv.reader(paths[1].open()))) == 3 and paths[2].stat().st_size > 0
-    assert "none" in ev.table_images([res])
+    assert "none" in table_images([res])
 
 
 def test_image_records_layouts(tmp_path):
-    assert len(ev.image_records([STILLS])) == 7
+    assert len(image_records([STILLS])) == 7
     (tmp_path / "a").mkdir()
     shutil.copy(STILLS / "lfpw_image_0001.png", tmp_path / "a")
     shutil.copy(STILLS / "lfpw_image_0001.pts", tmp_path / "a")
-    assert len(ev.image_records([tmp_path], "300w")) == 1
+    assert len(image_records([tmp_path], "300w")) == 1
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ev.EvalError, match="no .pts"):
-        ev.image_records([tmp_path / "empty"], "300w")
+    with pytest.raises(EvalError, match="no .pts"):
+        image_records([tmp_path / "empty"], "300w")
 
 
 # --------------------------------------------------------------------------- 300VW runner
@@ -225,7 +238,7 @@ def test_unlabelled_frames_are_not_failures(tmp_path):
     gt = np.round(face(centre=(160, 120), size=80), 3)  # as written to .pts
     clip = make_clip(tmp_path, 6, {2: gt, 3: gt, 5: gt})
     tr = ReplayTracker({2: [gt], 3: [], 5: [gt + (0.6, 0.8)]})  # frame 3 missed, 5 1 px off
-    res = ev.evaluate_300vw(clip, tracker=tr, progress=False, broken_frames=None)
+    res = evaluate_300vw(clip, tracker=tr, progress=False, broken_frames=None)
     c = res["counts"]
     assert c["frames_run"] == 5  # stops after the last annotated frame
     assert c["frames_labelled"] == 3 and c["frames_scored"] == 3 and c["missed"] == 1
@@ -246,21 +259,21 @@ def test_categories_and_broken_frames(tmp_path):
     make_clip(tmp_path, 2, {2: gt}, name="mine")
     np.save(tmp_path / "broken_frames.npy", {"114": [2]}, allow_pickle=True)
     tr = ReplayTracker({1: [gt], 2: [gt]})
-    res = ev.evaluate_300vw(tmp_path, tracker=tr, progress=False)
+    res = evaluate_300vw(tmp_path, tracker=tr, progress=False)
     assert set(res["categories"]) == {"A", "B", "other", "all"}
     assert res["counts"]["frames_excluded_broken"] == 1 and res["counts"]["frames_scored"] == 3
     assert res["categories"]["A"]["frames"] == 1
-    only_b = ev.evaluate_300vw(tmp_path, tracker=tr, category="B", progress=False)
+    only_b = evaluate_300vw(tmp_path, tracker=tr, category="B", progress=False)
     assert list(only_b["videos"]) == ["203"]
-    with pytest.raises(ev.EvalError, match="category C"):
-        ev.evaluate_300vw(tmp_path, tracker=tr, category="C", progress=False)
+    with pytest.raises(EvalError, match="category C"):
+        evaluate_300vw(tmp_path, tracker=tr, category="C", progress=False)
 
 
 def test_video_frames_are_numbered_from_one():
     """Replaying feat_single's labels by 1-based frame number through the decoder gives 0."""
     _, labels = video_clip(FEAT)
     tr = ReplayTracker({f: [xy] for f, xy in labels.items()})
-    res = ev.evaluate_300vw(FEAT, tracker=tr, progress=False, max_frames=30)
+    res = evaluate_300vw(FEAT, tracker=tr, progress=False, max_frames=30)
     assert res["counts"]["frames_run"] == 30 and res["counts"]["frames_scored"] == 30
     assert res["categories"]["all"]["68"]["mean"] == 0
     assert res["speed"]["fps"] > 0
@@ -268,34 +281,33 @@ def test_video_frames_are_numbered_from_one():
 
 def test_real_300vw_sample_imgs_layout(tmp_path):
     tr = ReplayTracker({})  # finds nothing
-    res = ev.evaluate_300vw(SAMPLE, tracker=tr, progress=False)
+    res = evaluate_300vw(SAMPLE, tracker=tr, progress=False)
     c = res["counts"]
     # 4 annotated frames; 401's frame 731 is listed in the sample's broken_frames.npy
     assert c["clips"] == 2 and c["frames_labelled"] == 4 and c["frames_excluded_broken"] == 1
     assert c["frames_scored"] == 3 and c["missed"] == 3
     assert res["videos"]["401"]["category"] == "A" and res["videos"]["001"]["category"] == "other"
-    paths = ev.write_300vw(res, tmp_path)
+    paths = write_300vw(res, tmp_path)
     names = {p.name for p in paths}
     assert {"results.json", "frames.csv", "videos.csv", "predictions.npz", "ced_all.png"} <= names
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["categories"]["all"]["frames"] == 3 and data["missed_nme"] == 1.0
-    assert "all" in ev.table_300vw(res)
+    assert "all" in table_300vw(res)
 
 
 def test_bad_roots_are_clear_errors(tmp_path):
-    with pytest.raises(ev.EvalError, match="no such folder"):
-        ev.clip_folders(tmp_path / "missing")
-    with pytest.raises(ev.EvalError, match="no 300VW clip folders"):
-        ev.clip_folders(tmp_path)
+    with pytest.raises(EvalError, match="no such folder"):
+        clip_folders(tmp_path / "missing")
+    with pytest.raises(EvalError, match="no 300VW clip folders"):
+        clip_folders(tmp_path)
 
 
 # --------------------------------------------------------------------------- CLI, real tracker
 
 def _cli(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser()
-    ev.add_subcommands(ap.add_subparsers(dest="cmd", required=True))
-    args = ap.parse_args(argv)
-    return args.func(args)
+    from tracker.cli import main
+
+    return main(argv)
 
 
 def test_cli_user_errors_are_one_line(tmp_path, capsys):
@@ -371,13 +383,13 @@ def test_shipped_model_accuracy_on_feat_single():
         pytest.skip(f"{path} not there yet (the trained model ships later)")
     from tracker.runtime.config import TrackerConfig
 
-    res = ev.evaluate_300vw(FEAT, TrackerConfig(), progress=False)
+    res = evaluate_300vw(FEAT, TrackerConfig(), progress=False)
     assert res["counts"]["frames_scored"] == 72
     assert res["categories"]["all"]["49"]["mean"] < 0.10
 
 
 def test_records_are_face_records():
-    assert all(isinstance(r, FaceRecord) for r in ev.image_records([STILLS]))
+    assert all(isinstance(r, FaceRecord) for r in image_records([STILLS]))
     assert read_pts(STILLS / "lfpw_image_0001.pts").shape == (68, 2)
 
 
@@ -397,12 +409,12 @@ def test_wflw_list_uses_the_98_point_scheme(tmp_path):
     lists.mkdir(parents=True)
     line = " ".join(f"{v:.3f}" for v in xy.ravel()) + " 40 40 160 160 0 0 0 0 0 0 0--Parade/a.jpg"
     (lists / "list_98pt_rect_attr_test.txt").write_text(line + "\n")
-    records = ev.image_records([lists / "list_98pt_rect_attr_test.txt"], "wflw")
+    records = image_records([lists / "list_98pt_rect_attr_test.txt"], "wflw")
     assert len(records) == 1 and records[0].points.shape == (98, 2)
     gt = records[0].points
-    res = ev.evaluate_images(records, lambda img, boxes: [gt + (0.0, 3.0)], "gt-box", progress=False)
+    res = evaluate_images(records, lambda img, boxes: [gt + (0.0, 3.0)], "gt-box", progress=False)
     io = np.linalg.norm(gt[WFLW98.outer_eye_corners[0]] - gt[WFLW98.outer_eye_corners[1]])
     assert res["summary"]["io"]["mean"] == pytest.approx(3 / io)
     assert "io49" not in res["summary"]
-    with pytest.raises(ev.EvalError, match="68-point faces"):
-        ev.face_errors(np.zeros((68, 2)), gt)
+    with pytest.raises(EvalError, match="68-point faces"):
+        face_errors(np.zeros((68, 2)), gt)

@@ -11,7 +11,7 @@ import pytest
 from tracker.core.datasets import image_folder, read_image
 from tracker.core.metrics import nme
 from tracker.evaluation import peers
-from tracker.evaluation.evaluate import pick_face
+from tracker.evaluation.scoring import pick_face
 
 STILLS = Path(__file__).resolve().parents[2] / "fixtures" / "stills"
 
@@ -111,7 +111,7 @@ def test_dlib_through_the_video_evaluator_reproduces_its_own_labels():
     """feat_single's labels were made by this very teacher (HOG box + 68-point model, PyAV
     frames): run through PeerTracker and evaluate_300vw, it must agree to the pixel, which
     checks frame numbering, contiguity and the coordinate convention end to end."""
-    from tracker.evaluation.evaluate import evaluate_300vw
+    from tracker.evaluation.videos import evaluate_300vw
 
     d = _peer(peers.Dlib68)
     feat = STILLS.parent / "feat_single"
@@ -121,7 +121,7 @@ def test_dlib_through_the_video_evaluator_reproduces_its_own_labels():
 
 
 def test_mediapipe_as_a_video_tracker():
-    from tracker.evaluation.evaluate import evaluate_300vw
+    from tracker.evaluation.videos import evaluate_300vw
 
     mp = _peer(peers.MediapipeMesh68, static_image_mode=False)
     feat = STILLS.parent / "feat_single"

@@ -1,0 +1,87 @@
+"""`tracker eval-300vw` and `tracker eval-images`: arguments -> `tracker.evaluation`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tracker.cli.options import UsageError, config_from_args, progress_arg, tracker_args
+
+
+def add_commands(sub) -> None:
+    from tracker.evaluation import videos
+
+    p = sub.add_parser("eval-300vw", help="accuracy on 300VW-layout videos (tracker as deployed)",
+                       description=videos.__doc__.split("\n\n")[1],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("root", help="a folder of 300VW clips (clip/vid.mp4|vid.avi|imgs/ + clip/annot/) "
+                                "or one clip folder")
+    p.add_argument("--category", default="all", choices=["A", "B", "C", "other", "all"],
+                   help="300VW test scenario (A: 1, B: 2, C: 3), other clips, or all (default)")
+    p.add_argument("--points", default="49", choices=["49", "68"],
+                   help="headline point set for the table (both are always written)")
+    p.add_argument("--out", default="eval-300vw", help="output folder (default ./eval-300vw)")
+    p.add_argument("--max-frames", type=int, default=None, help="decode at most this many frames per clip")
+    p.add_argument("--broken-frames", default="auto",
+                   help="300VW broken_frames.npy to exclude (default: ROOT/broken_frames.npy if "
+                        "present; 'none' to score every annotated frame)")
+    progress_arg(p)
+    tracker_args(p)
+    p.set_defaults(func=cmd_300vw)
+
+    p = sub.add_parser("eval-images", help="accuracy on labelled still images")
+    p.add_argument("roots", nargs="+", help="image folders with .pts (or WFLW list files)")
+    p.add_argument("--layout", default="folder", choices=["folder", "300w", "wflw"])
+    p.add_argument("--images", default=None, help="WFLW images folder (layout wflw)")
+    p.add_argument("--protocol", default="gt-box", choices=["gt-box", "detector"],
+                   help="crop from the ground-truth landmarks' box (default) or from the "
+                        "tracker's own detector (a missed face counts as NME 1.0)")
+    p.add_argument("--out", default="eval-images", help="output folder (default ./eval-images)")
+    progress_arg(p)
+    tracker_args(p)
+    p.set_defaults(func=cmd_images)
+
+
+def cmd_300vw(args: argparse.Namespace) -> int:
+    from tracker.evaluation.report import table_300vw, write_300vw
+    from tracker.evaluation.scoring import MISSED_NME
+    from tracker.evaluation.videos import clip_folders, evaluate_300vw
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UsageError("--max-frames must be at least 1")
+    broken = None if args.broken_frames == "none" else args.broken_frames
+    config = config_from_args(args)
+    clip_folders(args.root, args.category)  # bad paths fail before any model loads
+    result = evaluate_300vw(args.root, config, category=args.category, max_frames=args.max_frames,
+                            broken_frames=broken, progress=not args.quiet)
+    paths = write_300vw(result, args.out, args.points)
+    c = result["counts"]
+    print(table_300vw(result, args.points))
+    print(f"{c['clips']} clips, {c['frames_run']} frames run at {result['speed']['fps']:.1f} fps, "
+          f"{c['frames_scored']} annotated frames scored, {c['missed']} missed (NME {MISSED_NME:g}; "
+          f"{c['missed_no_face']} with no face returned, the rest with faces elsewhere), "
+          f"{c['frames_excluded_broken']} excluded as broken; results in {paths[0].parent}")
+    return 0
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    from tracker.evaluation.images import evaluate_images, image_records
+    from tracker.evaluation.report import table_images, write_images
+
+    records = image_records(args.roots, args.layout, args.images)  # before any model loads
+    cfg = config_from_args(args)
+    if args.protocol == "gt-box":
+        from tracker.engines.backends import load_backend
+        from tracker.runtime.align import Aligner
+
+        model = Aligner(load_backend(cfg.backend, cfg.model, cfg.threads))
+    else:
+        from tracker.runtime.tracker import Tracker
+
+        model = Tracker(cfg)
+    name = Path(cfg.model).stem if cfg.model else "rt-m"
+    result = evaluate_images(records, model, args.protocol, not args.quiet, name)
+    paths = write_images([result], args.out)
+    print(table_images([result]))
+    print(f"results in {paths[0].parent}", file=sys.stdout)
+    return 0

@@ -1,0 +1,62 @@
+"""Command-line options shared by the subcommands, and the one place they become a
+`TrackerConfig`."""
+from __future__ import annotations
+
+import argparse
+
+
+class UsageError(Exception):
+    """A bad option or input, said in one line; exit code 2."""
+
+
+def tracker_args(p: argparse.ArgumentParser) -> None:
+    """The options that make a `TrackerConfig` (see `config_from_args`)."""
+    from tracker.engines.backends import BACKENDS
+    from tracker.runtime.detect import CHOICES
+
+    g = p.add_argument_group("tracker")
+    g.add_argument("--backend", default="onnxruntime", choices=list(BACKENDS),
+                   help="inference backend (default: onnxruntime, CPU)")
+    g.add_argument("--model", default=None,
+                   help="model file (.onnx; .pt for torch); default: the bundled rt-m")
+    g.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: its own)")
+    g.add_argument("--every", type=int, default=10, metavar="N",
+                   help="re-detect faces every N frames (default 10; tracks that are lost are "
+                        "re-detected at once)")
+    g.add_argument("--detector", default="short", choices=list(CHOICES),
+                   help="BlazeFace model: short (faces within ~2 m, default), full (small "
+                        "faces), auto (full where short finds nothing)")
+    g.add_argument("--max-faces", type=int, default=4, help="most faces tracked (default 4)")
+    g.add_argument("--min-score", type=float, default=0.5, help="detection score threshold")
+    g.add_argument("--lost-threshold", type=float, default=None,
+                   help="mean heatmap peak under which a track is lost (default 0.4)")
+    g.add_argument("--max-shape-residual", type=float, default=None, metavar="R",
+                   help="points further than R inter-ocular distances (RMS) from the mean face "
+                        "shape are not a face (default 0.5; 0 turns the check off)")
+    g.add_argument("--no-tracking", action="store_true",
+                   help="align every frame from a fresh detection (no tracking)")
+    g.add_argument("--smooth", action="store_true", help="One-Euro temporal smoothing of the points")
+    g.add_argument("--flip-test", action="store_true",
+                   help="also infer each face mirrored and average (steadier, twice the inference)")
+
+
+def progress_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
+                   help="no progress bar")
+
+
+def config_from_args(args: argparse.Namespace):
+    """The `TrackerConfig` the options describe; a value it refuses is a `UsageError`."""
+    from tracker.runtime.config import TrackerConfig
+
+    extra = {} if args.lost_threshold is None else {"lost_threshold": args.lost_threshold}
+    if args.max_shape_residual is not None:
+        extra["max_shape_residual"] = args.max_shape_residual or None  # 0: off
+    try:
+        return TrackerConfig(model=args.model, backend=args.backend, threads=args.threads,
+                             detector=args.detector, detect_every=args.every,
+                             max_faces=args.max_faces, min_detection_score=args.min_score,
+                             tracking=not args.no_tracking, smooth=args.smooth,
+                             flip_test=args.flip_test, **extra)
+    except ValueError as e:  # the config validates its fields
+        raise UsageError(f"bad tracker option: {e}") from None

@@ -1,0 +1,99 @@
+"""The runtime loop: a source through the tracker into sinks, with statistics.
+
+    stats = Run(tracker, source, sinks)()      # raises what went wrong, after closing outputs
+
+Threads: capture, track, and render when a sink wants the overlay; the sinks run in the
+caller's thread (where a GUI window must live). Whatever happens (a stage fails, Ctrl-C, a
+window is closed), every output is closed and holds every frame processed so far, the source
+is released after the threads that read it have stopped, and `stats` counts what was done.
+The caller decides what an exception means (the CLI maps them to exit codes).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from tracker.runtime.sinks import Sinks, StopRequested, draw_overlay
+
+
+@dataclass
+class RunStats:
+    """What one run did: frames delivered, frames with a face, detector runs, wall time,
+    frames a live source dropped, and the source's skip messages."""
+
+    frames: int = 0
+    with_face: int = 0
+    detections: int = 0
+    wall_s: float = 0.0
+    dropped: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.wall_s if self.wall_s > 0 else 0.0
+
+
+class Run:
+    """One run of `tracker` (a `Tracker`) over `source` (a `tracker.runtime.capture.Source`)
+    into `sinks`; call it once. `max_frames` stops early; `progress` is a stream for a
+    progress bar (None: no bar)."""
+
+    def __init__(self, tracker, source, sinks: Sinks, max_frames: int | None = None,
+                 progress: TextIO | None = None):
+        self.tracker, self.source, self.sinks = tracker, source, sinks
+        self.max_frames, self.progress = max_frames, progress
+        self.stats = RunStats()
+
+    def _stages(self) -> list:
+        if not self.sinks.need_overlay:
+            return []
+        return [("render", lambda pair: (*pair, draw_overlay(pair[0].image, pair[1].faces)))]
+
+    def _bar(self):
+        if self.progress is None:
+            return None
+        from tqdm import tqdm
+
+        src = self.source
+        total = getattr(src, "frames_declared", None) or len(getattr(src, "files", ())) or None
+        name = Path(str(getattr(src, "path", "camera"))).name[:30]
+        return tqdm(total=total, unit="frame", file=self.progress, dynamic_ncols=True, leave=True,
+                    desc=name)
+
+    def __call__(self) -> RunStats:
+        stats, tracker = self.stats, self.tracker
+        bar = self._bar()
+        t0 = time.perf_counter()
+        close_error: Exception | None = None
+        try:
+            for item in tracker.track_frames(self.source, self._stages()):
+                frame, result = item[0], item[1]
+                overlay = item[2] if len(item) > 2 else None
+                with tracker.timings.measure("write"):
+                    self.sinks.write(frame, result, overlay)
+                stats.frames += 1
+                stats.with_face += bool(result.faces)
+                stats.detections += result.detected
+                if bar is not None:
+                    bar.update(1)
+                if self.max_frames is not None and stats.frames >= self.max_frames:
+                    break
+        except StopRequested:  # the window was closed
+            pass
+        finally:
+            stats.wall_s = time.perf_counter() - t0
+            if bar is not None:
+                bar.close()
+            try:
+                self.sinks.close()
+            except Exception as e:  # noqa: BLE001 - raised below unless something else was
+                close_error = e
+            self.source.close()
+            tracker.close()
+            stats.skipped = list(getattr(self.source, "skipped", []))
+            stats.dropped = getattr(getattr(tracker, "runner", None), "dropped", 0)
+        if close_error is not None:
+            raise RuntimeError(f"could not finish an output: {close_error}") from close_error
+        return stats
