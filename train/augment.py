@@ -13,7 +13,7 @@ import numpy as np
 
 from tracker.core.geometry import apply, similarity, warp
 from tracker.core.landmarks import IBUG68, LandmarkScheme
-from train.cache import CACHE_SIDE, MARGIN
+from train.cache import CACHE_SIDE, MARGIN, Cache
 
 
 @dataclass(frozen=True)
@@ -79,3 +79,14 @@ def photometric(rng: np.random.Generator, image: np.ndarray, cfg: AugmentConfig)
     if rng.random() < cfg.grey:
         img[:] = img.mean(-1, keepdims=True)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def augment_batch(rng: np.random.Generator, cache: Cache, idx: np.ndarray, cfg: AugmentConfig,
+                  input_side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`augment` for each face `idx` of the cache, in order: ((B, S, S, 3) uint8 images,
+    (B, K, 2) input-space points, (B, 2, 3) transforms from cache crop to input)."""
+    imgs, pts, ms = [], [], []
+    for i in idx:
+        im, p, m = augment(rng, cache.images[i], cache.points[i], cfg, input_side)
+        imgs.append(im), pts.append(p), ms.append(m)
+    return np.stack(imgs), np.stack(pts), np.stack(ms)

@@ -1,0 +1,47 @@
+"""Which faces train and validate, and how often each is drawn.
+
+Validation is a fixed share of the human identity groups (source image or person), chosen by
+a hash of the group name so that it never moves between runs. Training faces are drawn with
+replacement, by weight: each source has its share of the batches (`TrainConfig.source_weights`)
+and, within the video source, each clip has an equal share.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from train.cache import Cache
+from train.config import TrainConfig
+
+
+def split(cache: Cache, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of training and validation faces; validation is a fixed share of the human
+    identity groups (source image or person), chosen by a hash so it never moves."""
+    human = np.isin(np.asarray(cache.names)[cache.source], cfg.human_sources)
+    h = np.array([int(hashlib.md5(g.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF for g in cache.group])
+    val = human & (h < cfg.val_fraction)
+    return np.flatnonzero(~val), np.flatnonzero(val)
+
+
+def sampling_weights(cache: Cache, idx: np.ndarray, cfg: TrainConfig) -> np.ndarray:
+    """Probability of drawing each training face: sources by `cfg.source_weights`, and within
+    the video source each clip equally."""
+    names = np.asarray(cache.names)[cache.source[idx]]
+    p = np.zeros(len(idx))
+    for src, share in cfg.source_weights.items():
+        sel = names == src
+        if not sel.any():
+            continue
+        if src == "videos":
+            groups = cache.group[idx][sel]
+            _, inv, counts = np.unique(groups, return_inverse=True, return_counts=True)
+            p[sel] = share / len(counts) / counts[inv]
+        else:
+            p[sel] = share / sel.sum()
+    return p / p.sum()
+
+
+def draw_batch(rng: np.random.Generator, idx: np.ndarray, p: np.ndarray, batch: int) -> np.ndarray:
+    """(batch,) face indices drawn from `idx` with replacement, face i with probability p[i]."""
+    return rng.choice(idx, batch, p=p)

@@ -1,0 +1,55 @@
+"""What one training step feeds the network and compares it with: the normalised input
+batch, heatmap targets from points through the codec, the weight of each face's label, and,
+for the Siamese loss, the warps from each augmented branch's heatmaps back to the canonical
+(un-augmented) crop.
+
+Points are input-crop pixels (pixel centres on integers, see `tracker.core.geometry`); the
+codec's `to_heatmap` takes them to heatmap pixels.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from tracker.core import codec_torch
+from tracker.core.codec import HeatmapCodec
+from tracker.core.geometry import apply, compose, invert
+from tracker.core.landmarks import IBUG68, LandmarkScheme
+from tracker.core.model import ModelConfig
+from train.cache import Cache
+from train.config import TrainConfig
+
+
+def to_tensor(images: np.ndarray, mc: ModelConfig) -> torch.Tensor:
+    """(B, H, W, 3) uint8 RGB -> (B, 3, H, W) float32 normalised network input."""
+    return torch.from_numpy(mc.normalise(images))
+
+
+def heatmap_targets(codec: HeatmapCodec, pts_input: np.ndarray) -> torch.Tensor:
+    """(B, K, 2) input-crop points -> (B, K, h, w) float32 target heatmaps."""
+    xy_hm = apply(codec.to_heatmap, pts_input)
+    return codec_torch.encode(torch.as_tensor(xy_hm, dtype=torch.float32), codec.heatmap_hw,
+                              codec.sigma, codec.encoding)
+
+
+def label_weights(cache: Cache, cfg: TrainConfig) -> np.ndarray:
+    """(n_sources,) loss weight of each source's labels: human labels 1.0, teacher labels
+    `cfg.teacher_loss_weight`. Index it with `cache.source[idx]`."""
+    human = set(cfg.human_sources)
+    return np.array([1.0 if n in human else cfg.teacher_loss_weight for n in cache.names])
+
+
+def branch_to_canonical(codec: HeatmapCodec, canon: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """(B, 2, 3) transforms from a branch's heatmap pixels to the canonical crop's heatmap
+    pixels; `canon` (2, 3) and `m` (B, 2, 3) take cache-crop pixels to the canonical and the
+    branch's input pixels."""
+    to_hm = codec.to_heatmap
+    return compose(to_hm, compose(compose(canon, invert(m)), invert(to_hm)))
+
+
+def unmirror(hm: torch.Tensor, m: np.ndarray, scheme: LandmarkScheme = IBUG68) -> torch.Tensor:
+    """(B, K, h, w) heatmaps of a branch whose (B, 2, 3) transforms `m` may mirror: the maps of
+    mirrored samples are relabelled back with the scheme's flip permutation (the mirror itself
+    is undone by `branch_to_canonical`)."""
+    mirrored = np.linalg.det(m[:, :, :2]) < 0
+    return torch.where(torch.as_tensor(mirrored)[:, None, None, None], hm[:, list(scheme.flip)], hm)

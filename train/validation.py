@@ -1,0 +1,38 @@
+"""Validation: the model's landmarks on canonical (un-augmented) crops of held-out faces,
+scored by NME (inter-ocular), its median, and AUC and failure rate at two cut-offs."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from tracker.core.codec import HeatmapCodec
+from tracker.core.geometry import apply, warp
+from tracker.core.metrics import auc_fr, nme
+from tracker.core.model import FAN
+from train.augment import canonical_transform
+from train.cache import Cache
+from train.targets import to_tensor
+
+
+@torch.no_grad()
+def validate(model: FAN, codec: HeatmapCodec, cache: Cache, idx: np.ndarray, batch: int = 64) -> dict:
+    """Metrics of `model` (put in eval mode) on the faces `idx` of the cache: val_nme,
+    val_median, val_auc@0.08, val_fr@0.08, val_auc@0.10, val_fr@0.10 (NaN NME when `idx` is
+    empty)."""
+    mc = model.config
+    model.eval()
+    canon = canonical_transform(mc.input_hw[0])
+    errs = []
+    for s in range(0, len(idx), batch):
+        b = idx[s:s + batch]
+        imgs = np.stack([warp(cache.images[i], canon, mc.input_hw) for i in b])
+        hm = model(to_tensor(imgs, mc)).numpy()
+        xy, _ = codec.decode(hm)
+        errs.append(nme(xy, apply(canon, cache.points[b])))
+    e = np.concatenate(errs) if errs else np.zeros(0)
+    out = {"val_nme": float(e.mean()) if len(e) else float("nan"),
+           "val_median": float(np.median(e)) if len(e) else float("nan")}
+    for cut in (0.08, 0.10):
+        a, f = auc_fr(e, cut)
+        out[f"val_auc@{cut:.2f}"], out[f"val_fr@{cut:.2f}"] = a, f
+    return out
