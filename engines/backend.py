@@ -7,10 +7,18 @@ The backends themselves live one per module (`onnxruntime_backend`, `torch_backe
 `torch_cuda`, `tensorrt_backend`) and are found by name through `tracker.engines.registry`.
 Constructors load the model once; they never convert one format into another silently.
 
+What the registry needs of a backend class, besides the protocol:
+
+    model_suffix: str            # the file it loads, ".onnx" or ".pt" (the sibling is found)
+    precisions: tuple[str, ...]  # what it runs; the first is its default
+    from_options(path, options: BackendOptions) -> backend
+    availability() -> str        # "available (...)", else raises saying why not
+
 This module imports nothing heavy (numpy only), so that any backend module may import it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
@@ -19,8 +27,47 @@ if TYPE_CHECKING:
     from tracker.core.modelfile import ModelInfo
 
 
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
 class BackendUnavailable(RuntimeError):
     """A backend whose packages or device are missing; the message says what to install."""
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """How to run a backend, besides which model; validated on creation. Each backend reads
+    the fields that concern it and refuses a precision it does not run.
+
+    threads: onnxruntime's intra-op threads (None: its default; the other backends ignore it).
+    precision: "fp32", "fp16" or "int8" (a TensorRT engine built with calibration); None: the
+        backend's default (fp32 on the CPU, fp16 on the GPU).
+    batches: the batch sizes the GPU backends prepare for: torch-cuda captures a CUDA graph
+        for each, tensorrt takes the engine built for batches up to the largest.
+    """
+
+    threads: int | None = None
+    precision: str | None = None
+    batches: tuple[int, ...] = (1, 8, 32)
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r}; expected one of {PRECISIONS}")
+        object.__setattr__(self, "batches", tuple(int(b) for b in self.batches))
+        if not self.batches or min(self.batches) < 1:
+            raise ValueError(f"batches must be >= 1, got {self.batches}")
+
+
+def choose_precision(backend: str, supported: tuple[str, ...], asked: str | None) -> str:
+    """`asked`, or the backend's default (`supported[0]`) for None; ValueError if the backend
+    does not run it (a backend never swaps one precision for another silently)."""
+    if asked is None:
+        return supported[0]
+    if asked not in supported:
+        raise ValueError(f"the {backend} backend runs {' or '.join(supported)}, not {asked}")
+    return asked
 
 
 @runtime_checkable

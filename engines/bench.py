@@ -1,10 +1,10 @@
 """Throughput of the inference backends and of the CUDA decode kernel.
 
-For each backend, precision and batch size: the median wall time of a backend call (host
-input in, host heatmaps out) over `iters` calls after `warmup` calls, as faces per second and
-milliseconds per face; on a GPU also the same with decoding on the device (`decode_on_device`,
-host input in, host points out) and the kernel alone in microseconds (CUDA events around
-`iters` launches). Results go to `docs/results/bench_engines_<device>.json`.
+For each backend (loaded by name through `tracker.engines.registry`), precision and batch
+size: the median wall time of a backend call (host input in, host heatmaps out) over `iters`
+calls after `warmup` calls, as faces per second and milliseconds per face; on a GPU also the
+same with decoding on the device (`decode_on_device`, host input in, host points out) and the
+kernel alone in microseconds (CUDA events around `iters` launches). Results go to `docs/results/bench_engines_<device>.json`.
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from tracker.engines.backend import BackendOptions, BackendUnavailable
+from tracker.engines.registry import BACKENDS, backend_class, load_backend
 
-BACKENDS = ("onnxruntime", "torch", "torch-cuda", "tensorrt")
-GPU_BACKENDS = ("torch-cuda", "tensorrt")
 RESULTS_DIR = Path("docs") / "results"  # relative to the working directory (the repository root)
 
 
@@ -111,24 +111,11 @@ def device_description() -> dict:
     return d
 
 
-def _make_backend(name: str, model: Path, precision: str, batches: tuple[int, ...]):
-    from tracker.engines.onnxruntime_backend import OnnxBackend
-    from tracker.engines.registry import sibling
-    from tracker.engines.torch_backend import TorchBackend
-
-    if name == "onnxruntime":
-        return OnnxBackend(sibling(model, ".onnx"))
-    if name == "torch":
-        return TorchBackend(sibling(model, ".pt"), "cpu")
-    if name == "torch-cuda":
-        from tracker.engines.torch_cuda import TorchCudaBackend
-
-        return TorchCudaBackend(sibling(model, ".pt"), fp16=precision == "fp16",
-                                cuda_graph_batches=tuple(batches))
-    from tracker.engines.tensorrt_backend import TensorRTBackend
-
-    return TensorRTBackend(sibling(model, ".onnx"), max_batch=max(batches),
-                           fp16=precision == "fp16")
+def precisions_to_run(name: str, asked: tuple[str, ...]) -> tuple[str, ...]:
+    """The precisions of `asked` that backend `name` runs; its default when it runs none of
+    them (the CPU backends run fp32 only)."""
+    supported = backend_class(name).precisions
+    return tuple(p for p in asked if p in supported) or supported[:1]
 
 
 def run(config: BenchConfig, log=print) -> dict:
@@ -137,19 +124,27 @@ def run(config: BenchConfig, log=print) -> dict:
     results = {"device": device, "model": str(config.model), "iters": config.iters,
                "warmup": config.warmup, "runs": []}
     rng = np.random.default_rng(0)
+    on_gpu = False  # a backend that decodes on the device ran: time the kernel too
     for name in config.backends:
-        precisions = config.precisions if name in GPU_BACKENDS else ("fp32",)
+        try:
+            precisions = precisions_to_run(name, config.precisions)
+        except BackendUnavailable as e:
+            log(f"{name}: skipped ({e})")
+            results["runs"].append({"backend": name, "skipped": str(e)})
+            continue
         for precision in precisions:
+            options = BackendOptions(precision=precision, batches=config.batches)
             try:
-                backend = _make_backend(name, config.model, precision, config.batches)
+                backend = load_backend(name, config.model, options=options)
             except (ImportError, RuntimeError, ValueError, OSError) as e:
                 log(f"{name} {precision}: skipped ({e})")
                 results["runs"].append({"backend": name, "precision": precision,
                                         "skipped": str(e)})
                 continue
+            on_gpu = on_gpu or hasattr(backend, "decode_on_device")
             results["runs"].append(bench_backend(backend, name, precision, config, rng, log))
             backend = None  # free its GPU memory before the next one
-    if "gpu" in device and any(b in GPU_BACKENDS for b in config.backends):
+    if "gpu" in device and on_gpu:
         results["kernel"] = kernel_table(config, log)
     config.out_dir.mkdir(parents=True, exist_ok=True)
     out = config.out_dir / f"bench_engines_{slug(device.get('gpu', 'cpu'))}.json"
@@ -169,7 +164,7 @@ def bench_backend(backend, name: str, precision: str, config: BenchConfig,
     for b in config.batches:
         x = rng.standard_normal((b, 3, h, w)).astype(np.float32)
         row = throughput(median_seconds(partial(backend, x), config.iters, config.warmup), b)
-        if name in GPU_BACKENDS:
+        if hasattr(backend, "decode_on_device"):
             s = median_seconds(partial(backend.decode_on_device, x), config.iters, config.warmup)
             row["decode_on_device"] = throughput(s, b)
         result["rows"].append(row)

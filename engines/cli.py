@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from tracker.engines.bench import BACKENDS, RESULTS_DIR
+from tracker.engines.bench import RESULTS_DIR
+from tracker.engines.registry import BACKENDS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 

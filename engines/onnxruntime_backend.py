@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tracker.engines.backend import check_input
+from tracker.engines.backend import BackendOptions, check_input, choose_precision
 
 from tracker.core.modelfile import INPUT_NAME, OUTPUT_NAME, ModelFileError, read_onnx_info
 
@@ -19,6 +19,8 @@ class OnnxBackend:
     threads are turned off: the tracker's other stages share the cores."""
 
     name = "onnxruntime"
+    model_suffix = ".onnx"
+    precisions = ("fp32",)
 
     def __init__(self, path: str | Path, threads: int | None = None):
         import onnxruntime as ort
@@ -39,6 +41,17 @@ class OnnxBackend:
         except Exception as e:  # onnxruntime raises its own exception types
             raise ModelFileError(f"{self.path}: onnxruntime cannot load it ({e})") from None
         self.device = "cpu"
+
+    @classmethod
+    def from_options(cls, path: Path, options: BackendOptions) -> OnnxBackend:
+        choose_precision(cls.name, cls.precisions, options.precision)
+        return cls(path, options.threads)
+
+    @staticmethod
+    def availability() -> str:
+        import onnxruntime as ort
+
+        return f"available (onnxruntime {ort.__version__}, CPU)"
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = check_input(x, self.info)

@@ -1,17 +1,19 @@
-"""The backends by name: one table, `load_backend` and `available_backends`, and which model
-file a backend loads (`resolve_model`, `sibling`).
+"""The backends by name: the one table of them, `load_backend`, `available_backends`, and the
+model file a backend loads (`resolve_model`, `sibling`).
 
     backend = load_backend("onnxruntime", "tracker/models/rt-m.onnx", threads=2)
+    backend = load_backend("torch-cuda", "rt-m.pt", options=BackendOptions(precision="fp32"))
 
-The GPU backends ("torch-cuda", "tensorrt") are imported only when asked for, by module name:
-the one computed import of the project.
+A backend's module is imported only when that backend is asked for, by the module name in
+`BACKENDS`: the one computed import of the project (so that the GPU backends, and their
+packages, stay out of a CPU process).
 """
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
 
-from tracker.engines.backend import Backend, BackendUnavailable
+from tracker.engines.backend import Backend, BackendOptions, BackendUnavailable
 
 from tracker.core.modelfile import ModelFileError, default_model_path
 
@@ -22,6 +24,19 @@ BACKENDS = {
     "torch-cuda": ("tracker.engines.torch_cuda", "TorchCudaBackend"),
     "tensorrt": ("tracker.engines.tensorrt_backend", "TensorRTBackend"),
 }
+DEFAULT_BACKEND = next(iter(BACKENDS))
+
+
+def backend_class(name: str) -> type:
+    """The class of backend `name` (its module imported now): the protocol plus `model_suffix`,
+    `precisions`, `from_options` and `availability` (see `tracker.engines.backend`)."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; expected one of {list(BACKENDS)}")
+    module, cls = BACKENDS[name]
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except ImportError as e:
+        raise BackendUnavailable(f"backend {name!r} is not available here ({e})") from None
 
 
 def sibling(path: Path, suffix: str) -> Path:
@@ -53,41 +68,24 @@ def resolve_model(model_path: str | Path | None, suffix: str = ".onnx") -> Path:
     return p
 
 
-def load_backend(name: str = "onnxruntime", model_path: str | Path | None = None,
-                 threads: int | None = None) -> Backend:
-    """A backend by name ("onnxruntime", "torch", "torch-cuda", "tensorrt") for `model_path`
-    (None: the bundled default model)."""
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; expected one of {list(BACKENDS)}")
-    if name == "onnxruntime":
-        from tracker.engines.onnxruntime_backend import OnnxBackend
+def load_backend(name: str = DEFAULT_BACKEND, model_path: str | Path | None = None,
+                 threads: int | None = None, options: BackendOptions | None = None) -> Backend:
+    """Backend `name` ("onnxruntime", "torch", "torch-cuda", "tensorrt") for `model_path` (None:
+    the bundled default model; given the .onnx of a backend that loads the .pt, or the other
+    way round, the file of the same stem beside it).
 
-        path = resolve_model(model_path, ".onnx")
-        if path.suffix == ".pt":
-            path = sibling(path, ".onnx")
-        return OnnxBackend(path, threads)
-    if name == "torch":
-        from tracker.engines.torch_backend import TorchBackend
-
-        return TorchBackend(resolve_model(model_path, ".pt"), "cpu")
-    module, cls = BACKENDS[name]
+    threads: onnxruntime's threads, short for `options=BackendOptions(threads=...)`; options:
+    precision, batch sizes and the rest (the backend's defaults when None). A backend whose
+    packages or device are missing raises BackendUnavailable; a bad model file, ModelFileError.
+    """
+    if options is None:
+        options = BackendOptions(threads=threads)
+    elif threads is not None:
+        raise ValueError("give threads in options, not beside them")
+    cls = backend_class(name)
+    path = sibling(resolve_model(model_path, cls.model_suffix), cls.model_suffix)
     try:
-        backend_cls = getattr(importlib.import_module(module), cls)
-    except ImportError as e:
-        raise BackendUnavailable(
-            f"backend {name!r} is not available here ({e}); it needs a CUDA GPU and "
-            f"`pip install subpixel-tracker[gpu]` (TensorRT, pycuda) or a CUDA build of torch"
-        ) from None
-    except AttributeError:
-        raise BackendUnavailable(f"backend {name!r}: {module} has no {cls}") from None
-    if name == "torch-cuda":
-        path = sibling(resolve_model(model_path, ".pt"), ".pt")
-    else:
-        path = resolve_model(model_path, ".onnx")
-        if path.suffix == ".pt":
-            path = sibling(path, ".onnx")
-    try:
-        return backend_cls(path)
+        return cls.from_options(path, options)
     except BackendUnavailable as e:
         raise BackendUnavailable(f"backend {name!r} is not available here: {e}") from None
     except (ImportError, OSError, RuntimeError) as e:
@@ -95,31 +93,13 @@ def load_backend(name: str = "onnxruntime", model_path: str | Path | None = None
 
 
 def available_backends() -> dict[str, str]:
-    """name -> "available" or the reason it is not, without loading any model."""
+    """name -> "available (versions, device)" or "unavailable: why", loading no model."""
     out = {}
-    for name, (module, _) in BACKENDS.items():
+    for name in BACKENDS:
         try:
-            if name == "onnxruntime":
-                import onnxruntime as ort
-
-                out[name] = f"available (onnxruntime {ort.__version__}, CPU)"
-            elif name == "torch":
-                import torch
-
-                out[name] = f"available (torch {torch.__version__}, CPU)"
-            else:
-                importlib.import_module(module)
-                if name == "torch-cuda":
-                    import torch
-
-                    if not torch.cuda.is_available():
-                        out[name] = "unavailable: torch sees no CUDA device"
-                        continue
-                    out[name] = f"available (torch {torch.__version__}, {torch.cuda.get_device_name(0)})"
-                else:
-                    import tensorrt
-
-                    out[name] = f"available (TensorRT {tensorrt.__version__})"
-        except Exception as e:
+            out[name] = backend_class(name).availability()
+        except BackendUnavailable as e:
+            out[name] = f"unavailable: {e}"
+        except Exception as e:  # noqa: BLE001 - a package that fails to import, whatever the way
             out[name] = f"unavailable: {type(e).__name__}: {e}"
     return out

@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 
 import numpy as np
-from tracker.engines.backend import BackendUnavailable, check_input
+from tracker.engines.backend import BackendOptions, BackendUnavailable, check_input, choose_precision
 
 from tracker.core.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo, read_onnx_info
 
@@ -246,6 +246,8 @@ class TensorRTBackend:
     """
 
     name = "tensorrt"
+    model_suffix = ".onnx"
+    precisions = ("fp16", "fp32")
 
     def __init__(self, model_path: str | Path, max_batch: int = 32, fp16: bool = True,
                  int8_calibration_crops: np.ndarray | None = None,
@@ -286,6 +288,15 @@ class TensorRTBackend:
         self._context.set_tensor_address(OUTPUT_NAME, int(self._out_dev))
         self._decoder = None
         self.device = gpu_name()
+
+    @classmethod
+    def from_options(cls, path: Path, options: BackendOptions) -> TensorRTBackend:
+        precision = choose_precision(cls.name, cls.precisions, options.precision)
+        return cls(path, max_batch=max(options.batches), fp16=precision == "fp16")
+
+    @staticmethod
+    def availability() -> str:
+        return f"available (TensorRT {_import_tensorrt().__version__})"
 
     def _run(self, x: np.ndarray) -> int:
         """Input in, engine run (asynchronously, on the backend's stream); returns B."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tracker.engines.backend import check_input
+from tracker.engines.backend import BackendOptions, check_input, choose_precision
 from tracker.engines.registry import sibling
 
 from tracker.core.modelfile import load_torch
@@ -18,6 +18,8 @@ class TorchBackend:
     given a `.onnx` path it loads the `.pt` beside it."""
 
     name = "torch"
+    model_suffix = ".pt"
+    precisions = ("fp32",)
 
     def __init__(self, path: str | Path, device: str = "cpu"):
         import torch
@@ -26,6 +28,17 @@ class TorchBackend:
         self.device = device
         self._net, self.info = load_torch(self.path, device)
         self._torch = torch
+
+    @classmethod
+    def from_options(cls, path: Path, options: BackendOptions) -> TorchBackend:
+        choose_precision(cls.name, cls.precisions, options.precision)
+        return cls(path, "cpu")
+
+    @staticmethod
+    def availability() -> str:
+        import torch
+
+        return f"available (torch {torch.__version__}, CPU)"
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = check_input(x, self.info)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tracker.engines.backend import BackendUnavailable, check_input
+from tracker.engines.backend import BackendOptions, BackendUnavailable, check_input, choose_precision
 from tracker.engines.registry import sibling
 
 from tracker.core.modelfile import ModelFileError, ModelInfo, load_torch
@@ -43,6 +43,8 @@ class TorchCudaBackend:
     """
 
     name = "torch-cuda"
+    model_suffix = ".pt"
+    precisions = ("fp16", "fp32")
 
     def __init__(self, model_path: str | Path, fp16: bool = True, channels_last: bool = True,
                  cuda_graph_batches: tuple[int, ...] = (1, 8, 32), device: str = "cuda"):
@@ -71,6 +73,16 @@ class TorchCudaBackend:
         self._copied.record()
         self._graphs = {b: self._capture(b) for b in sizes}
         self._decoder = None
+
+    @classmethod
+    def from_options(cls, path: Path, options: BackendOptions) -> TorchCudaBackend:
+        precision = choose_precision(cls.name, cls.precisions, options.precision)
+        return cls(path, fp16=precision == "fp16", cuda_graph_batches=options.batches)
+
+    @staticmethod
+    def availability() -> str:
+        torch = _import_torch_cuda()
+        return f"available (torch {torch.__version__}, {torch.cuda.get_device_name(0)})"
 
     def _net_fn(self, x32):
         """(b, 3, H, W) float32 NCHW device input -> (b, K, h, w) contiguous heatmaps; the

@@ -33,6 +33,7 @@ import tempfile
 import time
 import traceback
 from functools import partial
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -83,12 +84,10 @@ def environment() -> dict:
         d.update(gpu=p.name, compute_capability=f"{p.major}.{p.minor}",
                  gpu_memory_gib=round(p.total_memory / 2**30, 1), cudnn=torch.backends.cudnn.version(),
                  tf32_convolutions=bool(torch.backends.cudnn.allow_tf32))
+    installed = metadata.packages_distributions()  # import name -> distributions
     for m in ("cupy", "pycuda", "tensorrt", "onnxruntime"):
-        try:
-            mod = __import__(m)
-            d[m] = getattr(mod, "__version__", "present")
-        except Exception as e:
-            d[m] = f"absent ({type(e).__name__})"
+        dists = installed.get(m)
+        d[m] = f"{dists[0]} {metadata.version(dists[0])}" if dists else "absent"
     if d["nvcc"]:
         d["nvcc_version"] = subprocess.run(["nvcc", "--version"], capture_output=True,
                                            text=True).stdout.strip().splitlines()[-1]

@@ -1,13 +1,24 @@
-"""The backend protocol: onnxruntime and torch on the same input give the same heatmaps and the
-same metadata; bad names, paths and files give clear errors."""
+"""The backend protocol and the registry: every registered backend declares what the registry
+needs; onnxruntime and torch on the same input give the same heatmaps and the same metadata;
+bad names, paths, options and files give clear errors."""
 from __future__ import annotations
+
+import ast
+from pathlib import Path
 
 import numpy as np
 import pytest
 from tracker.engines import registry
-from tracker.engines.backend import Backend, BackendUnavailable, check_input
+from tracker.engines.backend import (
+    PRECISIONS,
+    Backend,
+    BackendOptions,
+    BackendUnavailable,
+    check_input,
+    choose_precision,
+)
 from tracker.engines.onnxruntime_backend import OnnxBackend
-from tracker.engines.registry import available_backends, load_backend
+from tracker.engines.registry import BACKENDS, available_backends, backend_class, load_backend
 from tracker.engines.torch_backend import TorchBackend
 
 from tests.tracker.runtime_fixtures import tiny_model
@@ -90,3 +101,49 @@ def test_gpu_backends_fail_clearly_without_a_gpu(model):
             continue  # a machine with a GPU: tests/engines covers these
         with pytest.raises(BackendUnavailable, match=name):
             load_backend(name, model)
+
+
+@pytest.mark.parametrize("name", list(BACKENDS))
+def test_every_registered_backend_declares_what_the_registry_needs(name):
+    cls = backend_class(name)
+    assert cls.__name__ == BACKENDS[name][1] and cls.name == name
+    assert cls.model_suffix in (".onnx", ".pt")
+    assert cls.precisions and set(cls.precisions) <= set(PRECISIONS)
+    assert callable(cls.from_options) and callable(cls.availability)
+    assert registry.DEFAULT_BACKEND == "onnxruntime"
+
+
+def test_options_are_validated_and_precisions_never_swapped(model):
+    for bad in (dict(threads=0), dict(precision="bf16"), dict(batches=()), dict(batches=(0, 4))):
+        with pytest.raises(ValueError):
+            BackendOptions(**bad)
+    assert BackendOptions(batches=[4, 1]).batches == (4, 1)
+    assert choose_precision("x", ("fp16", "fp32"), None) == "fp16"
+    with pytest.raises(ValueError, match="the onnxruntime backend runs fp32, not fp16"):
+        load_backend("onnxruntime", model, options=BackendOptions(precision="fp16"))
+    with pytest.raises(ValueError, match="runs fp32, not int8"):
+        load_backend("torch", model, options=BackendOptions(precision="int8"))
+    with pytest.raises(ValueError, match="threads in options"):
+        load_backend("onnxruntime", model, 2, BackendOptions(threads=2))
+    be = load_backend("onnxruntime", model, options=BackendOptions(threads=1, precision="fp32"))
+    assert isinstance(be, OnnxBackend)
+
+
+def _computed_imports(path: Path) -> list[int]:
+    """Lines of `path` that import a module by a computed name (importlib.import_module or
+    __import__)."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
+            if name in ("import_module", "__import__"):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_the_registry_holds_the_only_computed_import_of_engines():
+    engines_dir = Path(registry.__file__).parent
+    found = {p.name: _computed_imports(p) for p in sorted(engines_dir.rglob("*.py"))}
+    assert {name for name, lines in found.items() if lines} == {"registry.py"}
+    assert len(found["registry.py"]) == 1

@@ -49,12 +49,18 @@ def _gpu_loaders() -> list[str]:
     if not torch.cuda.is_available():
         return []
     found = []
-    for name, module in (("pycuda", "pycuda.driver"), ("cupy", "cupy")):
-        try:
-            __import__(module)
-            found.append(name)
-        except ImportError:
-            pass
+    try:
+        import pycuda.driver  # noqa: F401
+
+        found.append("pycuda")
+    except ImportError:
+        pass
+    try:
+        import cupy  # noqa: F401
+
+        found.append("cupy")
+    except ImportError:
+        pass
     return found
 
 

@@ -84,8 +84,9 @@ def test_calibration_batches(tiny_model):
 
 
 def test_gpu_modules_import_without_gpu_packages():
-    code = ("import sys, engines.tensorrt_backend, engines.torch_cuda, engines.cuda_decode, "
-            "tracker.engines.cli, engines.bench; "
+    code = ("import sys, tracker.engines.tensorrt_backend, tracker.engines.torch_cuda, "
+            "tracker.engines.cuda_decode, tracker.engines.cli, tracker.engines.bench, "
+            "tracker.engines.registry; "
             "bad = [m for m in ('tensorrt', 'pycuda', 'cupy') if m in sys.modules]; "
             "assert not bad, bad")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
