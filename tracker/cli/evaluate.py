@@ -70,17 +70,18 @@ def cmd_images(args: argparse.Namespace) -> int:
 
     records = image_records(args.roots, args.layout, args.images)  # before any model loads
     cfg = config_from_args(args)
+    name = Path(cfg.model).stem if cfg.model else "rt-m"
     if args.protocol == "gt-box":
         from tracker.engines.backends import load_backend
         from tracker.runtime.align import Aligner
 
-        model = Aligner(load_backend(cfg.backend, cfg.model, cfg.threads))
+        aligner = Aligner(load_backend(cfg.backend, cfg.model, cfg.threads))
+        result = evaluate_images(records, aligner, args.protocol, not args.quiet, name)
     else:
         from tracker.runtime.tracker import Tracker
 
-        model = Tracker(cfg)
-    name = Path(cfg.model).stem if cfg.model else "rt-m"
-    result = evaluate_images(records, model, args.protocol, not args.quiet, name)
+        with Tracker(cfg) as tracker:
+            result = evaluate_images(records, tracker, args.protocol, not args.quiet, name)
     paths = write_images([result], args.out)
     print(table_images([result]))
     print(f"results in {paths[0].parent}", file=sys.stdout)

@@ -134,11 +134,11 @@ def evaluate_300vw(root: str | os.PathLike, config=None, tracker=None, category:
         auto = Path(root) / "broken_frames.npy"
         broken_frames = auto if auto.is_file() else None
     broken = load_broken_frames(broken_frames)
-    if tracker is None:
-        from tracker.runtime.config import TrackerConfig
+    owned = tracker is None
+    if owned:
         from tracker.runtime.tracker import Tracker
 
-        tracker = Tracker(config if config is not None else TrackerConfig())
+        tracker = Tracker(config)
     clip_data = {c.name: video_clip(c) for c in clips}  # (video, {frame: (68, 2)})
     labels = {k: v[1] for k, v in clip_data.items()}
     total = sum(_frames_to_run(c, labels[c.name], max_frames) for c in clips)
@@ -183,6 +183,8 @@ def evaluate_300vw(root: str | os.PathLike, config=None, tracker=None, category:
                                       np.asarray(pts, np.float64).reshape(-1, 68, 2))
     finally:
         bar.close()
+        if owned:
+            tracker.close()
     counts["frames_scored"] = len(rows)
     counts["missed"] = int(sum(r.missed for r in rows))
     counts["missed_no_face"] = int(sum(r.missed and r.n_faces == 0 for r in rows))

@@ -1,9 +1,9 @@
 """The tracker's Python API: `TrackerConfig` -> `Tracker` -> `FrameResult`s.
 
-    tracker = Tracker(TrackerConfig(detect_every=10))
-    for result in tracker.track("clip.mp4"):          # or a folder of images, or 0 (webcam)
-        for face in result.faces:
-            face.id, face.box, face.points, face.point_scores, face.score
+    with Tracker(TrackerConfig(detect_every=10)) as tracker:
+        for result in tracker.track("clip.mp4"):      # or a folder of images, or 0 (webcam)
+            for face in result.faces:
+                face.id, face.box, face.points, face.point_scores, face.score
 
 Per frame: faces being tracked are cropped from their previous landmarks; the detector runs
 on the first frame, every `detect_every` frames (to find new faces) and whenever a track is
@@ -222,6 +222,13 @@ class Tracker:
         return frame, self.process(frame.image, frame.index, frame.timestamp)
 
     def close(self) -> None:
+        """Release the detector (the backend holds no OS resources)."""
         close = getattr(self.detector, "close", None)
         if close is not None:
             close()
+
+    def __enter__(self) -> "Tracker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

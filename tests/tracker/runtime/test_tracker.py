@@ -300,3 +300,19 @@ def test_trained_model_follows_the_labels_on_every_frame():
     assert err.max() < 0.15, f"worst frame {err.argmax() + 1}: NME {err.max():.3f}"
     assert err.mean() < 0.10, f"mean NME {err.mean():.3f}"
     assert err.mean() < ref_err.mean() + 0.02, (err.mean(), ref_err.mean())
+
+
+def test_a_tracker_is_a_context_manager_that_closes_its_detector():
+    class Detector:
+        closed = 0
+
+        def detect(self, image):
+            return []
+
+        def close(self):
+            self.closed += 1
+
+    det = Detector()
+    with Tracker(TrackerConfig(), backend=OnnxBackend(tiny_model()), detector=det) as t:
+        assert t.detector is det and det.closed == 0
+    assert det.closed == 1
