@@ -5,7 +5,8 @@ CUDA decode kernel.
 - `registry`: the backends by name, `load_backend`, `available_backends`, model-file lookup;
 - one module per backend: `onnxruntime_backend`, `torch_backend` (CPU), `torch_cuda`,
   `tensorrt_backend` (GPU);
-- `export` (ONNX), `cuda_decode` (the kernel), `bench`, `cli`.
+- `export` (ONNX), `tensorrt_build` (TensorRT engines, cached), `cuda_decode` (the kernel),
+  `bench`, `cli`.
 
 GPU modules (TensorRT, pycuda, torch CUDA) are imported lazily, inside the functions that need
 them, so that this package imports on any machine.

@@ -67,7 +67,7 @@ def calibration_crops(folder: Path, info) -> np.ndarray:
 
 
 def cmd_build(a: argparse.Namespace) -> int:
-    from tracker.engines.tensorrt_backend import build_engine
+    from tracker.engines.tensorrt_build import build_engine
 
     from tracker.core.modelfile import read_onnx_info
 

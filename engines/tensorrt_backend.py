@@ -1,239 +1,30 @@
-"""TensorRT 10 engines: build from ONNX (cached on disk) and run as a tracker backend.
+"""A TensorRT 10 engine as a tracker backend.
 
-    path = build_engine("tracker/models/rt-m.onnx", max_batch=32)        # fp16, cached
     backend = TensorRTBackend("tracker/models/rt-m.onnx", max_batch=32)
     heatmaps = backend(x)                      # (B, 3, H, W) float32 -> (B, K, h, w) float32
     xy, score = backend.decode_on_device(x)    # CUDA kernel on the engine's output buffer
 
-An engine is specific to a model file, a GPU, a TensorRT version, a precision and a batch
-range, so serialised engines are cached under a key of exactly those (`engine_key`), in
-`default_cache_dir()` unless told otherwise, beside a timing cache that makes rebuilds fast.
+Engines are built and cached by `tracker.engines.tensorrt_build`.
 
 TensorRT and pycuda are imported lazily, inside the functions that need them, so this module
-imports anywhere; without them the constructors raise `BackendUnavailable` saying what to
+imports anywhere; without them the constructor raises `BackendUnavailable` saying what to
 install.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import re
 from pathlib import Path
 
 import numpy as np
-from tracker.engines.backend import BackendOptions, BackendUnavailable, check_input, choose_precision
+from tracker.engines.backend import BackendOptions, check_input, choose_precision
+from tracker.engines.tensorrt_build import (
+    build_engine,
+    gpu_name,
+    import_pycuda,
+    import_tensorrt,
+    precision_of,
+)
 
 from tracker.core.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo, read_onnx_info
-
-PRECISIONS = ("fp32", "fp16", "int8")
-WORKSPACE_BYTES = 1 << 30
-CALIBRATION_BATCH = 8
-
-
-def default_cache_dir() -> Path:
-    """Where engines are cached: $TRACKER_ENGINE_CACHE, else $XDG_CACHE_HOME (or ~/.cache)
-    /subpixel-tracker/engines."""
-    if os.environ.get("TRACKER_ENGINE_CACHE"):
-        return Path(os.environ["TRACKER_ENGINE_CACHE"])
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "subpixel-tracker" / "engines"
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def precision_of(fp16: bool, int8: bool) -> str:
-    """"int8" (with fp16 for the layers int8 cannot take), "fp16" or "fp32"."""
-    return "int8" if int8 else ("fp16" if fp16 else "fp32")
-
-
-def engine_key(model_sha256: str, gpu_name: str, trt_version: str, precision: str,
-               max_batch: int, calibration_sha256: str | None = None) -> str:
-    """Cache key of a serialised engine: 20 hex digits of the sha256 of everything that makes
-    one engine differ from another (the calibration data too, for int8)."""
-    if not re.fullmatch(r"[0-9a-f]{64}", model_sha256):
-        raise ValueError(f"model_sha256 must be 64 hex digits, got {model_sha256!r}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r}; expected one of {PRECISIONS}")
-    if int(max_batch) < 1:
-        raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-    if (precision == "int8") != (calibration_sha256 is not None):
-        raise ValueError("calibration_sha256 is given exactly when precision is 'int8'")
-    fields = {"model": model_sha256, "gpu": gpu_name.strip(), "tensorrt": str(trt_version),
-              "precision": precision, "max_batch": int(max_batch)}
-    if calibration_sha256 is not None:
-        fields["calibration"] = calibration_sha256
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:20]
-
-
-def engine_filename(model_stem: str, precision: str, max_batch: int, key: str) -> str:
-    """`<stem>.<precision>.b<max_batch>.<key>.engine`, readable and unique per key."""
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", model_stem)
-    return f"{stem}.{precision}.b{int(max_batch)}.{key}.engine"
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "gpu"
-
-
-def _import_tensorrt():
-    try:
-        import tensorrt as trt
-    except ImportError as e:
-        raise BackendUnavailable(
-            f"TensorRT is not installed ({e}); the tensorrt backend needs an NVIDIA GPU and "
-            "`pip install 'subpixel-tracker[gpu]'` (tensorrt>=10, pycuda)") from None
-    if int(trt.__version__.split(".")[0]) < 10:
-        raise BackendUnavailable(f"TensorRT {trt.__version__} is too old: this backend needs TensorRT 10")
-    return trt
-
-
-def _import_pycuda():
-    try:
-        import pycuda.autoprimaryctx  # noqa: F401  (the primary context, shared with TensorRT and torch)
-        import pycuda.driver as cuda
-    except ImportError as e:
-        raise BackendUnavailable(
-            f"pycuda is not installed ({e}); the tensorrt backend needs "
-            "`pip install 'subpixel-tracker[gpu]'` (tensorrt>=10, pycuda)") from None
-    except Exception as e:  # pycuda raises its own errors when there is no driver or device
-        raise BackendUnavailable(f"no usable CUDA device for pycuda ({type(e).__name__}: {e})") from None
-    return cuda
-
-
-def gpu_name() -> str:
-    """Name of CUDA device 0 (via pycuda, else torch)."""
-    try:
-        return _import_pycuda().Device(0).name()
-    except BackendUnavailable:
-        import torch
-
-        if not torch.cuda.is_available():
-            raise BackendUnavailable("no CUDA device (neither pycuda nor torch sees one)") from None
-        return torch.cuda.get_device_name(0)
-
-
-def _make_calibrator(trt, cuda, batches: np.ndarray, cache_file: Path):
-    """An IInt8EntropyCalibrator2 fed from (N, b, 3, H, W) float32 network inputs."""
-
-    class Calibrator(trt.IInt8EntropyCalibrator2):
-        def __init__(self):
-            trt.IInt8EntropyCalibrator2.__init__(self)
-            self.batches = batches
-            self.index = 0
-            self.device = cuda.mem_alloc(batches[0].nbytes)
-
-        def get_batch_size(self):
-            return int(self.batches.shape[1])
-
-        def get_batch(self, names):
-            if self.index >= len(self.batches):
-                return None
-            cuda.memcpy_htod(self.device, np.ascontiguousarray(self.batches[self.index]))
-            self.index += 1
-            return [int(self.device)]
-
-        def read_calibration_cache(self):
-            return cache_file.read_bytes() if cache_file.is_file() else None
-
-        def write_calibration_cache(self, cache):
-            cache_file.write_bytes(bytes(cache))
-
-    return Calibrator()
-
-
-def calibration_batches(crops: np.ndarray, info: ModelInfo,
-                        batch: int = CALIBRATION_BATCH) -> np.ndarray:
-    """(N, H, W, 3) uint8 RGB face crops -> (N // batch, batch, 3, H, W) normalised inputs
-    (the last partial batch is dropped; at least one full batch is needed)."""
-    crops = np.asarray(crops)
-    h, w = info.model.input_hw
-    if crops.ndim != 4 or crops.shape[1:] != (h, w, 3) or crops.dtype != np.uint8:
-        raise ValueError(f"calibration crops must be (N, {h}, {w}, 3) uint8 RGB, got "
-                         f"{crops.shape} {crops.dtype}")
-    n = len(crops) // batch
-    if n == 0:
-        raise ValueError(f"int8 calibration needs at least {batch} face crops, got {len(crops)}")
-    x = info.normalise(crops[: n * batch])  # (n*b, 3, H, W)
-    return x.reshape(n, batch, 3, h, w)
-
-
-def build_engine(onnx_path: str | Path, max_batch: int, fp16: bool = True,
-                 int8_calibration_crops: np.ndarray | None = None,
-                 cache_dir: str | Path | None = None, opt_batch: int | None = None,
-                 workspace_bytes: int = WORKSPACE_BYTES, verbose: bool = False) -> Path:
-    """Serialised TensorRT engine for an ONNX model, built once and cached; returns its path.
-
-    One optimisation profile covers batch 1..max_batch (tuned at `opt_batch`, default
-    max_batch). fp16 turns on FP16 kernels; `int8_calibration_crops`, (N, H, W, 3) uint8 RGB
-    face crops (N >= 8), turns on INT8 with an entropy calibrator (FP16 kept for the layers
-    INT8 cannot take). The timing cache `timing-<gpu>-trt<version>.cache` lives in the same
-    folder and is updated after each build.
-    """
-    onnx_path = Path(onnx_path)
-    info = read_onnx_info(onnx_path)  # the file's problems first, then the machine's
-    trt = _import_tensorrt()
-    if max_batch < 1:
-        raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-    opt_batch = max_batch if opt_batch is None else int(opt_batch)
-    if not 1 <= opt_batch <= max_batch:
-        raise ValueError(f"opt_batch {opt_batch} outside 1..{max_batch}")
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    int8 = int8_calibration_crops is not None
-    batches = calibration_batches(int8_calibration_crops, info) if int8 else None
-    calib_sha = hashlib.sha256(batches.tobytes()).hexdigest() if int8 else None
-    precision = precision_of(fp16, int8)
-    gpu = gpu_name()
-    key = engine_key(file_sha256(onnx_path), gpu, trt.__version__, precision, max_batch, calib_sha)
-    path = cache_dir / engine_filename(onnx_path.stem, precision, max_batch, key)
-    if path.is_file():
-        return path
-
-    logger = trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(onnx_path.read_bytes()):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise RuntimeError(f"{onnx_path}: TensorRT cannot parse it: {errors}")
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_bytes))
-    h, w = info.model.input_hw
-    profile = builder.create_optimization_profile()
-    profile.set_shape(INPUT_NAME, (1, 3, h, w), (opt_batch, 3, h, w), (max_batch, 3, h, w))
-    config.add_optimization_profile(profile)
-    if fp16 or int8:
-        config.set_flag(trt.BuilderFlag.FP16)
-    if int8:
-        cuda = _import_pycuda()
-        config.set_flag(trt.BuilderFlag.INT8)
-        b = batches.shape[1]
-        calib_profile = builder.create_optimization_profile()
-        calib_profile.set_shape(INPUT_NAME, (b, 3, h, w), (b, 3, h, w), (b, 3, h, w))
-        config.set_calibration_profile(calib_profile)
-        config.int8_calibrator = _make_calibrator(trt, cuda, batches,
-                                                  path.with_suffix(".calibration"))
-    timing_file = cache_dir / f"timing-{_slug(gpu)}-trt{trt.__version__}.cache"
-    timing = config.create_timing_cache(timing_file.read_bytes() if timing_file.is_file() else b"")
-    config.set_timing_cache(timing, ignore_mismatch=False)
-
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise RuntimeError(f"{onnx_path}: TensorRT built no engine ({precision}, max batch "
-                           f"{max_batch}); run `engines build --verbose` for the builder's log")
-    tmp = path.with_suffix(".engine.tmp")
-    tmp.write_bytes(bytes(serialized))
-    tmp.replace(path)  # atomic: a half-written engine is never picked up from the cache
-    timing_file.write_bytes(bytes(config.get_timing_cache().serialize()))
-    return path
 
 
 class TensorRTBackend:
@@ -257,8 +48,8 @@ class TensorRTBackend:
             raise ValueError(f"{self.path}: the tensorrt backend builds from an .onnx model "
                              f"(it reads the model's metadata from it)")
         self.info: ModelInfo = read_onnx_info(self.path)
-        trt = _import_tensorrt()
-        cuda = _import_pycuda()
+        trt = import_tensorrt()
+        cuda = import_pycuda()
         self.max_batch = int(max_batch)
         self.engine_path = build_engine(self.path, self.max_batch, fp16, int8_calibration_crops,
                                         cache_dir)
@@ -296,7 +87,7 @@ class TensorRTBackend:
 
     @staticmethod
     def availability() -> str:
-        return f"available (TensorRT {_import_tensorrt().__version__})"
+        return f"available (TensorRT {import_tensorrt().__version__})"
 
     def _run(self, x: np.ndarray) -> int:
         """Input in, engine run (asynchronously, on the backend's stream); returns B."""

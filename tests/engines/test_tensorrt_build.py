@@ -1,0 +1,92 @@
+"""TensorRT engine building (engines/tensorrt_build.py): the engine cache key and file name,
+the cache folder and the calibration batches (plain Python, CI); clear errors without TensorRT."""
+import importlib.util
+
+import numpy as np
+import pytest
+from tracker.engines import tensorrt_build as tb
+from tracker.engines.backend import BackendUnavailable
+
+from tracker.core.modelfile import ModelFileError
+
+SHA = "ab" * 32
+BASE = dict(model_sha256=SHA, gpu_name="NVIDIA H100 80GB HBM3", trt_version="10.3.0",
+            precision="fp16", max_batch=32)
+HAS_TRT = all(importlib.util.find_spec(m) is not None for m in ("tensorrt", "pycuda"))
+
+
+def test_engine_key_is_stable_and_short():
+    k = tb.engine_key(**BASE)
+    assert k == tb.engine_key(**BASE)
+    assert len(k) == 20 and all(c in "0123456789abcdef" for c in k)
+
+
+@pytest.mark.parametrize("field,value", [("model_sha256", "cd" * 32), ("gpu_name", "NVIDIA A100"),
+                                         ("trt_version", "10.4.0"), ("precision", "fp32"),
+                                         ("max_batch", 8)])
+def test_engine_key_changes_with_every_field(field, value):
+    assert tb.engine_key(**{**BASE, field: value}) != tb.engine_key(**BASE)
+
+
+def test_int8_key_includes_the_calibration_data():
+    a = tb.engine_key(**{**BASE, "precision": "int8"}, calibration_sha256="1" * 64)
+    b = tb.engine_key(**{**BASE, "precision": "int8"}, calibration_sha256="2" * 64)
+    assert a != b
+    with pytest.raises(ValueError, match="calibration_sha256"):
+        tb.engine_key(**{**BASE, "precision": "int8"})
+    with pytest.raises(ValueError, match="calibration_sha256"):
+        tb.engine_key(**BASE, calibration_sha256="1" * 64)
+
+
+@pytest.mark.parametrize("field,value,match", [("model_sha256", "xyz", "64 hex"),
+                                               ("precision", "bf16", "precision"),
+                                               ("max_batch", 0, "max_batch")])
+def test_engine_key_rejects_bad_fields(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        tb.engine_key(**{**BASE, field: value})
+
+
+def test_engine_filename_and_precision():
+    assert tb.engine_filename("rt-m", "fp16", 32, "0123") == "rt-m.fp16.b32.0123.engine"
+    assert tb.engine_filename("my model/v2", "fp32", 1, "ab") == "my_model_v2.fp32.b1.ab.engine"
+    assert [tb.precision_of(f, i) for f, i in [(True, False), (False, False), (True, True)]] == \
+        ["fp16", "fp32", "int8"]
+
+
+def test_file_sha256_of_the_model(tiny_model):
+    import hashlib
+
+    onnx_path = tiny_model[0]
+    assert tb.file_sha256(onnx_path) == hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+
+
+def test_default_cache_dir_honours_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("TRACKER_ENGINE_CACHE", str(tmp_path / "e"))
+    assert tb.default_cache_dir() == tmp_path / "e"
+    monkeypatch.delenv("TRACKER_ENGINE_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert tb.default_cache_dir() == tmp_path / "subpixel-tracker" / "engines"
+
+
+def test_calibration_batches(tiny_model):
+    info = tiny_model[3]
+    h, w = info.model.input_hw
+    crops = np.random.default_rng(0).integers(0, 256, (19, h, w, 3), dtype=np.uint8)
+    batches = tb.calibration_batches(crops, info, batch=8)
+    assert batches.shape == (2, 8, 3, h, w) and batches.dtype == np.float32
+    np.testing.assert_array_equal(batches[1, 0], info.normalise(crops[8:9])[0])
+    with pytest.raises(ValueError, match="at least 8"):
+        tb.calibration_batches(crops[:5], info)
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        tb.calibration_batches(crops.transpose(0, 3, 1, 2), info)
+
+
+@pytest.mark.skipif(HAS_TRT, reason="TensorRT and pycuda are installed here")
+def test_building_without_tensorrt_says_what_to_install(tiny_model):
+    with pytest.raises(BackendUnavailable, match="TensorRT"):
+        tb.build_engine(tiny_model[0], 4)
+
+
+def test_model_file_errors_come_first(tmp_path):
+    with pytest.raises(ModelFileError, match="no such model file"):
+        tb.build_engine(tmp_path / "missing.onnx", 4)
