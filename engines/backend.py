@@ -44,11 +44,14 @@ class BackendOptions:
         backend's default (fp32 on the CPU, fp16 on the GPU).
     batches: the batch sizes the GPU backends prepare for: torch-cuda captures a CUDA graph
         for each, tensorrt takes the engine built for batches up to the largest.
+    build_if_missing: tensorrt builds its engine when none is cached (minutes; fp16 and fp32
+        only) instead of refusing with the `engines build` command that builds it.
     """
 
     threads: int | None = None
     precision: str | None = None
     batches: tuple[int, ...] = (1, 8, 32)
+    build_if_missing: bool = False
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:

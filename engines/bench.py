@@ -4,7 +4,8 @@ For each backend (loaded by name through `tracker.engines.registry`), precision 
 size: the median wall time of a backend call (host input in, host heatmaps out) over `iters`
 calls after `warmup` calls, as faces per second and milliseconds per face; on a GPU also the
 same with decoding on the device (`decode_on_device`, host input in, host points out) and the
-kernel alone in microseconds (CUDA events around `iters` launches). Results go to `docs/results/bench_engines_<device>.json`.
+kernel alone in microseconds (CUDA events around `iters` launches). A TensorRT engine missing
+from the cache is built before its run. Results go to `docs/results/bench_engines_<device>.json`.
 """
 from __future__ import annotations
 
@@ -133,7 +134,9 @@ def run(config: BenchConfig, log=print) -> dict:
             results["runs"].append({"backend": name, "skipped": str(e)})
             continue
         for precision in precisions:
-            options = BackendOptions(precision=precision, batches=config.batches)
+            # a TensorRT engine not yet in the cache is built first (and timed as loaded)
+            options = BackendOptions(precision=precision, batches=config.batches,
+                                     build_if_missing=True)
             try:
                 backend = load_backend(name, config.model, options=options)
             except (ImportError, RuntimeError, ValueError, OSError) as e:

@@ -103,7 +103,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=17)
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("build", help="ONNX -> TensorRT engine (cached)")
+    p = sub.add_parser("build", help="ONNX -> TensorRT engine, cached where the tensorrt backend "
+                       "looks for it (the backend builds none itself)")
     p.add_argument("model", type=Path, help="an .onnx written by `engines export`")
     p.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=True,
                    help="FP16 kernels (default on)")

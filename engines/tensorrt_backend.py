@@ -1,10 +1,10 @@
-"""A TensorRT 10 engine as a tracker backend.
+"""A TensorRT 10 engine as a tracker backend: loads a cached engine, builds none unless asked.
 
+    # once per model, GPU and TensorRT version (tracker.engines.tensorrt_build):
+    #   engines build tracker/models/rt-m.onnx --max-batch 32
     backend = TensorRTBackend("tracker/models/rt-m.onnx", max_batch=32)
     heatmaps = backend(x)                      # (B, 3, H, W) float32 -> (B, K, h, w) float32
     xy, score = backend.decode_on_device(x)    # CUDA kernel on the engine's output buffer
-
-Engines are built and cached by `tracker.engines.tensorrt_build`.
 
 TensorRT and pycuda are imported lazily, inside the functions that need them, so this module
 imports anywhere; without them the constructor raises `BackendUnavailable` saying what to
@@ -15,57 +15,73 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tracker.engines.backend import BackendOptions, check_input, choose_precision
-from tracker.engines.tensorrt_build import (
-    build_engine,
-    gpu_name,
-    import_pycuda,
-    import_tensorrt,
-    precision_of,
+from tracker.engines import tensorrt_build as tb
+from tracker.engines.backend import (
+    BackendOptions,
+    BackendUnavailable,
+    check_input,
+    choose_precision,
 )
 
 from tracker.core.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo, read_onnx_info
 
 
-class TensorRTBackend:
-    """A TensorRT engine as a tracker backend (see `tracker.engines.backend`).
+class EngineNotBuilt(BackendUnavailable):
+    """No cached engine fits the model, GPU, TensorRT version, precision and batch range; the
+    message gives the `engines build` command that builds one."""
 
-    Device buffers for `max_batch` faces, pinned host buffers and one CUDA stream are made
-    here, once; each call copies the input in, sets the batch's input shape, runs
-    `execute_async_v3` and copies the heatmaps out (or, in `decode_on_device`, only the decoded
-    points).
+
+class TensorRTBackend:
+    """A cached TensorRT engine of an ONNX model as a tracker backend (see
+    `tracker.engines.backend`).
+
+    model_path: the .onnx the engine was built from (its metadata, and its hash in the cache
+    key); max_batch: the largest batch, as built; precision: "fp16", "fp32" or "int8", as
+    built; cache_dir: where `engines build` put it (default `default_cache_dir()`).
+
+    The constructor loads (deserialises) the engine; when none is cached it raises
+    EngineNotBuilt with the `engines build` command, unless `build_if_missing` asks it to
+    build one here (minutes; fp16 and fp32 only, int8 needs calibration images). Device
+    buffers for `max_batch` faces, pinned host buffers and one CUDA stream are made here, once;
+    each call copies the input in, sets the batch's input shape, runs `execute_async_v3` and
+    copies the heatmaps out (or, in `decode_on_device`, only the decoded points).
     """
 
     name = "tensorrt"
     model_suffix = ".onnx"
-    precisions = ("fp16", "fp32")
+    precisions = ("fp16", "fp32", "int8")
 
-    def __init__(self, model_path: str | Path, max_batch: int = 32, fp16: bool = True,
-                 int8_calibration_crops: np.ndarray | None = None,
-                 cache_dir: str | Path | None = None):
+    def __init__(self, model_path: str | Path, max_batch: int = 32, precision: str = "fp16",
+                 cache_dir: str | Path | None = None, build_if_missing: bool = False):
         self.path = Path(model_path)
         if self.path.suffix != ".onnx":
-            raise ValueError(f"{self.path}: the tensorrt backend builds from an .onnx model "
-                             f"(it reads the model's metadata from it)")
+            raise ValueError(f"{self.path}: the tensorrt backend runs engines built from an "
+                             f".onnx model (it reads the model's metadata from it)")
         self.info: ModelInfo = read_onnx_info(self.path)
-        trt = import_tensorrt()
-        cuda = import_pycuda()
+        self.precision = choose_precision(self.name, self.precisions, precision)
         self.max_batch = int(max_batch)
-        self.engine_path = build_engine(self.path, self.max_batch, fp16, int8_calibration_crops,
-                                        cache_dir)
-        self.precision = precision_of(fp16, int8_calibration_crops is not None)
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        trt = tb.import_tensorrt()
+        cuda = tb.import_pycuda()
+        self.device = tb.gpu_name()
+        self.engine_path = self._engine_file(trt.__version__, cache_dir, build_if_missing)
         self._cuda = cuda
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         self._engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
         if self._engine is None:
             raise RuntimeError(f"{self.engine_path}: TensorRT cannot deserialise this engine "
-                               f"(delete it to rebuild)")
+                               f"(delete it and build it again)")
         io = {self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)}
         if io != {INPUT_NAME, OUTPUT_NAME} or \
                 self._engine.get_tensor_mode(INPUT_NAME) != trt.TensorIOMode.INPUT:
             raise RuntimeError(f"{self.engine_path}: expected tensors {INPUT_NAME!r} -> "
                                f"{OUTPUT_NAME!r}, found {sorted(io)}")
+        largest = self._engine.get_tensor_profile_shape(INPUT_NAME, 0)[2][0]  # (min, opt, max)
+        if largest < self.max_batch:
+            raise RuntimeError(f"{self.engine_path}: built for batches up to {largest}, "
+                               f"not {self.max_batch}")
         self._out_dtype = np.dtype(trt.nptype(self._engine.get_tensor_dtype(OUTPUT_NAME)))
         self._context = self._engine.create_execution_context()
         self._stream = cuda.Stream()
@@ -78,16 +94,35 @@ class TensorRTBackend:
         self._context.set_tensor_address(INPUT_NAME, int(self._in_dev))
         self._context.set_tensor_address(OUTPUT_NAME, int(self._out_dev))
         self._decoder = None
-        self.device = gpu_name()
+
+    def _engine_file(self, trt_version: str, cache_dir: str | Path | None,
+                     build_if_missing: bool) -> Path:
+        """The cached engine to load; built here only with `build_if_missing` (not int8)."""
+        path = tb.cached_engine(self.path, self.precision, self.max_batch, self.device,
+                                trt_version, cache_dir)
+        if path is not None:
+            return path
+        if build_if_missing and self.precision != "int8":
+            return tb.build_engine(self.path, self.max_batch, fp16=self.precision == "fp16",
+                                   cache_dir=cache_dir)
+        where = cache_dir if cache_dir is not None else tb.default_cache_dir()
+        command = tb.build_command(self.path, self.precision, self.max_batch, cache_dir)
+        calib = (", FACES_DIR a folder of face images (.pts beside them) or face crops"
+                 if self.precision == "int8" else "")
+        raise EngineNotBuilt(
+            f"{self.path}: no TensorRT engine built for it in {where} ({self.precision}, batches "
+            f"up to {self.max_batch}, {self.device}, TensorRT {trt_version}); build it once with "
+            f"`{command}`{calib}")
 
     @classmethod
     def from_options(cls, path: Path, options: BackendOptions) -> TensorRTBackend:
         precision = choose_precision(cls.name, cls.precisions, options.precision)
-        return cls(path, max_batch=max(options.batches), fp16=precision == "fp16")
+        return cls(path, max_batch=max(options.batches), precision=precision,
+                   build_if_missing=options.build_if_missing)
 
     @staticmethod
     def availability() -> str:
-        return f"available (TensorRT {import_tensorrt().__version__})"
+        return f"available (TensorRT {tb.import_tensorrt().__version__})"
 
     def _run(self, x: np.ndarray) -> int:
         """Input in, engine run (asynchronously, on the backend's stream); returns B."""

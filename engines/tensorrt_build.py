@@ -1,12 +1,14 @@
 """TensorRT 10 engines from ONNX models: build once, cache on disk.
 
     path = build_engine("tracker/models/rt-m.onnx", max_batch=32)        # fp16, cached
-    (`engines build tracker/models/rt-m.onnx`; `tracker.engines.tensorrt_backend` runs it)
+    # the same from the shell: engines build tracker/models/rt-m.onnx --max-batch 32
 
 An engine is specific to a model file, a GPU, a TensorRT version, a precision and a batch
 range, so serialised engines are cached under a key of exactly those (`engine_key`), in
-`default_cache_dir()` unless told otherwise, beside a timing cache that makes rebuilds fast.
-INT8 engines are calibrated on face crops (`calibration_batches`, an entropy calibrator).
+`default_cache_dir()` unless told otherwise, beside a timing cache that makes rebuilds fast;
+a manifest (`<engine>.json`) records the fields. INT8 engines are calibrated on face crops
+(`calibration_batches`, an entropy calibrator). `tracker.engines.tensorrt_backend` runs a
+cached engine (`cached_engine` finds it); when there is none, it names the `build_command`.
 
 TensorRT and pycuda are imported lazily, inside the functions that need them, so this module
 imports anywhere; without them `build_engine` raises `BackendUnavailable` saying what to
@@ -18,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +55,10 @@ def precision_of(fp16: bool, int8: bool) -> str:
     return "int8" if int8 else ("fp16" if fp16 else "fp32")
 
 
-def engine_key(model_sha256: str, gpu_name: str, trt_version: str, precision: str,
-               max_batch: int, calibration_sha256: str | None = None) -> str:
-    """Cache key of a serialised engine: 20 hex digits of the sha256 of everything that makes
-    one engine differ from another (the calibration data too, for int8)."""
+def engine_fields(model_sha256: str, gpu_name: str, trt_version: str, precision: str,
+                  max_batch: int, calibration_sha256: str | None = None) -> dict:
+    """Everything that makes one engine differ from another (the calibration data too, for
+    int8), checked; what `engine_key` hashes and an engine's manifest records."""
     if not re.fullmatch(r"[0-9a-f]{64}", model_sha256):
         raise ValueError(f"model_sha256 must be 64 hex digits, got {model_sha256!r}")
     if precision not in PRECISIONS:
@@ -68,6 +71,14 @@ def engine_key(model_sha256: str, gpu_name: str, trt_version: str, precision: st
               "precision": precision, "max_batch": int(max_batch)}
     if calibration_sha256 is not None:
         fields["calibration"] = calibration_sha256
+    return fields
+
+
+def engine_key(model_sha256: str, gpu_name: str, trt_version: str, precision: str,
+               max_batch: int, calibration_sha256: str | None = None) -> str:
+    """Cache key of a serialised engine: 20 hex digits of the sha256 of its `engine_fields`."""
+    fields = engine_fields(model_sha256, gpu_name, trt_version, precision, max_batch,
+                           calibration_sha256)
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -75,6 +86,57 @@ def engine_filename(model_stem: str, precision: str, max_batch: int, key: str) -
     """`<stem>.<precision>.b<max_batch>.<key>.engine`, readable and unique per key."""
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", model_stem)
     return f"{stem}.{precision}.b{int(max_batch)}.{key}.engine"
+
+
+def manifest_path(engine_path: Path) -> Path:
+    """The JSON beside a cached engine that records its `engine_fields` (`<name>.json`)."""
+    return engine_path.with_suffix(".json")
+
+
+def write_manifest(engine_path: Path, fields: dict) -> None:
+    manifest_path(engine_path).write_text(json.dumps(fields, sort_keys=True, indent=1) + "\n")
+
+
+def cached_engine(onnx_path: str | Path, precision: str, max_batch: int, gpu: str,
+                  trt_version: str, cache_dir: str | Path | None = None) -> Path | None:
+    """The cached engine of an ONNX model for this GPU, TensorRT version, precision and batch
+    range, or None; builds nothing.
+
+    An fp32 or fp16 engine is found by its key. An int8 engine's key also holds its
+    calibration data, which only its build saw: it is found by the manifest beside it (the
+    newest, when several calibrations were built)."""
+    onnx_path = Path(onnx_path)
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    model_sha = file_sha256(onnx_path)
+    if precision != "int8":
+        key = engine_key(model_sha, gpu, trt_version, precision, max_batch)
+        path = cache_dir / engine_filename(onnx_path.stem, precision, max_batch, key)
+        return path if path.is_file() else None
+    want = engine_fields(model_sha, gpu, trt_version, precision, max_batch, "0" * 64)
+    del want["calibration"]
+    found = []
+    for path in cache_dir.glob(engine_filename(onnx_path.stem, precision, max_batch, "*")):
+        try:
+            fields = json.loads(manifest_path(path).read_text())
+        except (OSError, ValueError):
+            continue  # no manifest (or a damaged one): not known to fit
+        if isinstance(fields, dict) and all(fields.get(k) == v for k, v in want.items()):
+            found.append(path)
+    return max(found, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def build_command(onnx_path: str | Path, precision: str, max_batch: int,
+                  cache_dir: str | Path | None = None) -> str:
+    """The `engines build` command line that builds the engine `cached_engine` looks for
+    (FACES_DIR, for int8: a folder of face images to calibrate with)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}; expected one of {PRECISIONS}")
+    args = ["engines", "build", str(onnx_path), "--max-batch", str(int(max_batch))]
+    args += {"fp32": ["--no-fp16"], "fp16": ["--fp16"],
+             "int8": ["--int8", "--calib", "FACES_DIR"]}[precision]
+    if cache_dir is not None and Path(cache_dir) != default_cache_dir():
+        args += ["--cache-dir", str(cache_dir)]
+    return shlex.join(args)
 
 
 def slug(text: str) -> str:
@@ -190,8 +252,8 @@ def build_engine(onnx_path: str | Path, max_batch: int, fp16: bool = True,
     calib_sha = hashlib.sha256(batches.tobytes()).hexdigest() if int8 else None
     precision = precision_of(fp16, int8)
     gpu = gpu_name()
-    key = engine_key(file_sha256(onnx_path), gpu, trt.__version__, precision, max_batch, calib_sha)
-    path = cache_dir / engine_filename(onnx_path.stem, precision, max_batch, key)
+    key_args = (file_sha256(onnx_path), gpu, trt.__version__, precision, max_batch, calib_sha)
+    path = cache_dir / engine_filename(onnx_path.stem, precision, max_batch, engine_key(*key_args))
     if path.is_file():
         return path
 
@@ -229,6 +291,7 @@ def build_engine(onnx_path: str | Path, max_batch: int, fp16: bool = True,
                            f"{max_batch}); run `engines build --verbose` for the builder's log")
     tmp = path.with_suffix(".engine.tmp")
     tmp.write_bytes(bytes(serialized))
+    write_manifest(path, engine_fields(*key_args))  # before the engine: never one without it
     tmp.replace(path)  # atomic: a half-written engine is never picked up from the cache
     timing_file.write_bytes(bytes(config.get_timing_cache().serialize()))
     return path

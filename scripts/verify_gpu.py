@@ -18,7 +18,8 @@ What it checks and measures:
 - torch-cuda: faces/s and ms/face at batch 1, 8, 32 in fp32 and fp16 (CUDA graphs, host in ->
   host heatmaps out; and host in -> host points out with the kernel), and its landmarks against
   the CPU torch backend on real face crops (median / max distance in input pixels);
-- tensorrt (when TensorRT + pycuda are installed): engine build, parity and the same rates;
+- tensorrt (when TensorRT + pycuda are installed): engine build, the backend loading it, parity
+  and the same rates;
 - pytest tests/engines (GPU tests included).
 """
 from __future__ import annotations
@@ -329,6 +330,7 @@ def tensorrt(rep: Report, onnx_path: Path | None, out_dir: Path) -> dict:
     from tracker.engines.bench import median_seconds, throughput
     from tracker.engines.onnxruntime_backend import OnnxBackend
     from tracker.engines.tensorrt_backend import TensorRTBackend
+    from tracker.engines.tensorrt_build import build_engine
 
     cache = out_dir / "engine_cache"
     ort = OnnxBackend(onnx_path)
@@ -337,16 +339,22 @@ def tensorrt(rep: Report, onnx_path: Path | None, out_dir: Path) -> dict:
     ref_xy, _ = ort.info.codec.decode(ref)
     out = {"runs": []}
     for fp16 in (False, True):
+        prec = "fp16" if fp16 else "fp32"
         t0 = time.perf_counter()
-        be = TensorRTBackend(onnx_path, max_batch=max(BATCHES), fp16=fp16, cache_dir=cache)
+        engine = build_engine(onnx_path, max(BATCHES), fp16=fp16, cache_dir=cache)
         build_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        be = TensorRTBackend(onnx_path, max_batch=max(BATCHES), precision=prec, cache_dir=cache)
+        load_s = time.perf_counter() - t0
+        rep.check(f"tensorrt_{prec}_backend_loads_the_built_engine", be.engine_path == engine,
+                  f"{be.engine_path.name}, built in {build_s:.1f} s, loaded in {load_s:.2f} s")
         xy, _ = ort.info.codec.decode(be(x))
         err = np.linalg.norm(xy - ref_xy, axis=-1)
         kxy, _ = be.decode_on_device(x)
-        prec = "fp16" if fp16 else "fp32"
         rep.check(f"tensorrt_{prec}_landmarks_vs_onnxruntime", np.median(err) < (0.25 if fp16 else 0.05),
                   f"median {np.median(err):.4f} px, max {err.max():.3f}")
-        run = {"precision": prec, "build_or_load_s": round(build_s, 1), "engine": str(be.engine_path),
+        run = {"precision": prec, "build_s": round(build_s, 1), "load_s": round(load_s, 2),
+               "engine": str(be.engine_path),
                "landmarks_vs_ort_median_px": float(np.median(err)),
                "gpu_decode_vs_codec_input_px": float(np.abs(kxy - xy).max()), "rows": []}
         for b in BATCHES:

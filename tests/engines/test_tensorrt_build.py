@@ -1,11 +1,15 @@
 """TensorRT engine building (engines/tensorrt_build.py): the engine cache key and file name,
-the cache folder and the calibration batches (plain Python, CI); clear errors without TensorRT."""
+the cache folder, finding a cached engine, the `engines build` command for one, and the
+calibration batches (plain Python, CI); clear errors without TensorRT."""
 import importlib.util
+import os
+import shlex
 
 import numpy as np
 import pytest
 from tracker.engines import tensorrt_build as tb
 from tracker.engines.backend import BackendUnavailable
+from tracker.engines.cli import parser
 
 from tracker.core.modelfile import ModelFileError
 
@@ -90,3 +94,54 @@ def test_building_without_tensorrt_says_what_to_install(tiny_model):
 def test_model_file_errors_come_first(tmp_path):
     with pytest.raises(ModelFileError, match="no such model file"):
         tb.build_engine(tmp_path / "missing.onnx", 4)
+
+
+def _fake_engine(cache_dir, onnx_path, precision, max_batch, gpu="Fake GPU", trt="10.9.0",
+                 calibration=None, manifest=True):
+    """An engine file (and its manifest) where build_engine would cache it."""
+    args = (tb.file_sha256(onnx_path), gpu, trt, precision, max_batch, calibration)
+    path = cache_dir / tb.engine_filename(onnx_path.stem, precision, max_batch, tb.engine_key(*args))
+    path.write_bytes(b"serialised engine")
+    if manifest:
+        tb.write_manifest(path, tb.engine_fields(*args))
+    return path
+
+
+def test_cached_engine_is_found_by_its_key(tiny_model, tmp_path):
+    onnx_path = tiny_model[0]
+    assert tb.cached_engine(onnx_path, "fp16", 8, "Fake GPU", "10.9.0", tmp_path) is None
+    path = _fake_engine(tmp_path, onnx_path, "fp16", 8, manifest=False)
+    assert tb.cached_engine(onnx_path, "fp16", 8, "Fake GPU", "10.9.0", tmp_path) == path
+    for other in [("fp32", 8, "Fake GPU", "10.9.0"), ("fp16", 4, "Fake GPU", "10.9.0"),
+                  ("fp16", 8, "Other GPU", "10.9.0"), ("fp16", 8, "Fake GPU", "10.10.0")]:
+        assert tb.cached_engine(onnx_path, *other, tmp_path) is None, other
+
+
+def test_cached_int8_engine_is_found_by_its_manifest(tiny_model, tmp_path):
+    onnx_path = tiny_model[0]
+    _fake_engine(tmp_path, onnx_path, "int8", 8, calibration="1" * 64, manifest=False)
+    _fake_engine(tmp_path, onnx_path, "int8", 8, gpu="Other GPU", calibration="2" * 64)
+    assert tb.cached_engine(onnx_path, "int8", 8, "Fake GPU", "10.9.0", tmp_path) is None
+    old = _fake_engine(tmp_path, onnx_path, "int8", 8, calibration="3" * 64)
+    os.utime(old, (1e9, 1e9))
+    assert tb.cached_engine(onnx_path, "int8", 8, "Fake GPU", "10.9.0", tmp_path) == old
+    new = _fake_engine(tmp_path, onnx_path, "int8", 8, calibration="4" * 64)
+    assert tb.cached_engine(onnx_path, "int8", 8, "Fake GPU", "10.9.0", tmp_path) == new
+    assert tb.cached_engine(onnx_path, "int8", 4, "Fake GPU", "10.9.0", tmp_path) is None
+
+
+@pytest.mark.parametrize("precision,fp16,int8", [("fp16", True, False), ("fp32", False, False),
+                                                 ("int8", True, True)])
+def test_build_command_builds_what_cached_engine_looks_for(tmp_path, monkeypatch, precision,
+                                                           fp16, int8):
+    monkeypatch.setenv("TRACKER_ENGINE_CACHE", str(tmp_path / "default"))
+    for cache_dir, expected in [(None, None), (tmp_path / "default", None),
+                                (tmp_path / "my cache", tmp_path / "my cache")]:
+        command = tb.build_command(tmp_path / "my model.onnx", precision, 16, cache_dir)
+        argv = shlex.split(command)
+        assert argv[:2] == ["engines", "build"]
+        a = parser().parse_args(argv[1:])
+        assert (a.model, a.max_batch, a.fp16, a.int8) == (tmp_path / "my model.onnx", 16, fp16, int8)
+        assert a.cache_dir == expected
+    with pytest.raises(ValueError, match="precision"):
+        tb.build_command("m.onnx", "bf16", 8)
