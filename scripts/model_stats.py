@@ -1,4 +1,4 @@
-"""Size, compute and CPU latency of every preset in `tracker.core.model.PRESETS`.
+"""Size, compute and CPU latency of every preset in `tracker.core.model_config.PRESETS`.
 
 For each preset: parameters, multiply-accumulates of one batch-1 forward pass (convolutions;
 FLOPs = 2 x MACs), and the onnxruntime CPU latency at batch 1 (median and 90th percentile of N
@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from scripts.machine import cpu_name  # noqa: E402
 from tracker.core.codec import HeatmapCodec  # noqa: E402
-from tracker.core.model import FAN, PRESETS, count_macs, count_params  # noqa: E402
+from tracker.core.model import FAN, count_macs, count_params  # noqa: E402
+from tracker.core.model_config import PRESETS  # noqa: E402
 from tracker.core.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo  # noqa: E402
 
 PAPER = "fan2-256"

@@ -114,7 +114,8 @@ def load_model(model: Path | None):
     from tracker.engines.export import export_onnx, save_shipped
 
     from tracker.core.codec import HeatmapCodec
-    from tracker.core.model import FAN, PRESETS
+    from tracker.core.model import FAN
+    from tracker.core.model_config import PRESETS
     from tracker.core.modelfile import ModelInfo, default_model_path
 
     pt = model if model is not None else default_model_path(".pt")

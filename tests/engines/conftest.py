@@ -7,7 +7,8 @@ from tracker.engines.export import export_onnx, save_shipped
 
 from tests.engines.heatmaps import FIXTURES, real_heatmaps, real_points  # noqa: F401
 from tracker.core.codec import HeatmapCodec
-from tracker.core.model import FAN, ModelConfig
+from tracker.core.model import FAN
+from tracker.core.model_config import ModelConfig
 from tracker.core.modelfile import ModelInfo
 
 #: Small, fast and non-square (an H/W swap shows at once): 64x48 input, 16x12 heatmaps.

@@ -2,81 +2,20 @@
 
 Input (B, 3, H, W) float32, normalised as `ModelConfig.mean/std` say, RGB; output
 (B, K, H/stride, W/stride) heatmaps of the last stack (`forward_all` returns every stack's).
+The configuration and presets live in `tracker.core.model_config`, which needs no torch.
 The blocks use conv-BN-ReLU order (rather than FAN's pre-activation) so that every BN folds
 into its convolution at export, which matters for CPU speed; the hierarchical, multi-scale
 structure of the block (3x3 convs of C/2, C/4, C/4 channels, concatenated) is FAN's.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture and the input contract that ships with the weights."""
-
-    stacks: int = 2
-    width: int = 256
-    depth: int = 4  # hourglass levels (number of 2x poolings inside one hourglass)
-    n_points: int = 68
-    input_hw: tuple[int, int] = (256, 256)
-    heatmap_hw: tuple[int, int] = (64, 64)
-    stem_width: int = 64
-    stem_kernel: int = 3  # the first convolution's; FAN's is 7
-    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    std: tuple[float, float, float] = (0.25, 0.25, 0.25)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "input_hw", tuple(int(v) for v in self.input_hw))
-        object.__setattr__(self, "heatmap_hw", tuple(int(v) for v in self.heatmap_hw))
-        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
-        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
-        sh, sw = self.input_hw[0] / self.heatmap_hw[0], self.input_hw[1] / self.heatmap_hw[1]
-        if sh != sw or sh not in (2, 4):
-            raise ValueError(f"input {self.input_hw} / heatmap {self.heatmap_hw}: stride must be 2 or 4 on both axes")
-        if self.heatmap_hw[0] % (2**self.depth) or self.heatmap_hw[1] % (2**self.depth):
-            raise ValueError(f"heatmap {self.heatmap_hw} not divisible by 2**depth={2**self.depth}")
-        if self.width % 4:
-            raise ValueError("width must be a multiple of 4")
-
-    def normalise(self, crops: np.ndarray) -> np.ndarray:
-        """(B, H, W, 3) uint8 RGB crops -> (B, 3, H, W) float32 network input,
-        (pixel / 255 - mean) / std."""
-        x = np.asarray(crops, np.float32).transpose(0, 3, 1, 2) * np.float32(1 / 255)
-        mean = np.asarray(self.mean, np.float32)[None, :, None, None]
-        std = np.asarray(self.std, np.float32)[None, :, None, None]
-        return np.ascontiguousarray((x - mean) / std)
-
-    @property
-    def stride(self) -> int:
-        return self.input_hw[0] // self.heatmap_hw[0]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
-
-
-PRESETS = {
-    # The paper's configuration.
-    "fan2-256": ModelConfig(stacks=2, width=256, depth=4, input_hw=(256, 256), heatmap_hw=(64, 64),
-                            stem_kernel=7),
-    # Real-time CPU models: 128x128 input, 32x32 heatmaps.
-    "rt-s": ModelConfig(stacks=1, width=64, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
-                        stem_width=32),
-    "rt-m": ModelConfig(stacks=1, width=96, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
-                        stem_width=32),
-    # The accurate CPU preset: rt-m with a second stack (intermediate supervision, as FAN).
-    "rt-m2": ModelConfig(stacks=2, width=96, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
-                         stem_width=32),
-}
+# PRESETS only for train/ (config.py, loop.py), which imports it from here until it moves to
+# tracker.core.model_config
+from tracker.core.model_config import PRESETS, ModelConfig  # noqa: F401
 
 
 def _cbr(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:

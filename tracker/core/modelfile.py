@@ -17,7 +17,7 @@ import numpy as np
 
 from tracker.core.codec import HeatmapCodec
 from tracker.core.geometry import CROP_RATIO
-from tracker.core.model import ModelConfig
+from tracker.core.model_config import ModelConfig
 
 METADATA_KEY = "tracker.model_info"
 INPUT_NAME = "input"

@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from tracker.core.model import FAN, PRESETS, ModelConfig, count_macs, count_params
+from tracker.core.model import FAN, count_macs, count_params
+from tracker.core.model_config import PRESETS, ModelConfig
 
 TINY = dict(width=16, depth=2, stem_width=8)
 

@@ -1,12 +1,17 @@
 """What travels with the weights (tracker/core/modelfile.py): ModelInfo, input normalisation, the ONNX
-metadata and the torch checkpoints written by engines/export.py."""
+metadata and the torch checkpoints written by engines/export.py; model files and the onnxruntime
+backend need no torch."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 
 from tracker.core.codec import HeatmapCodec
 from tracker.core.geometry import CROP_RATIO
-from tracker.core.model import FAN, ModelConfig
+from tracker.core.model import FAN
+from tracker.core.model_config import ModelConfig
 from tracker.core.modelfile import (
     INPUT_NAME,
     METADATA_KEY,
@@ -48,6 +53,14 @@ def tiny_onnx(tmp_path_factory, tiny_net):
     diff = export_onnx(tiny_net, _info(), path)
     assert diff < 1e-4
     return path
+
+
+def test_model_files_and_onnxruntime_import_without_torch():
+    code = ("import sys, tracker.core.modelfile, tracker.core.model_config, "
+            "tracker.engines.onnxruntime_backend, tracker.engines.registry; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
 
 
 # --- ModelInfo ----------------------------------------------------------------------------------
