@@ -38,12 +38,12 @@ from scripts.machine import cpu_name  # noqa: E402
 from tracker.core.landmarks import IBUG68  # noqa: E402
 from tracker.core.metrics import nme  # noqa: E402
 from tracker.core.pts import read_pts  # noqa: E402
-from tracker.runtime.capture import VideoSource  # noqa: E402
 from tracker.runtime.config import TrackerConfig  # noqa: E402
 from tracker.runtime.pipeline import run_inline  # noqa: E402
 from tracker.runtime.sinks import VideoSink, draw_overlay  # noqa: E402
 from tracker.runtime.smooth import jitter  # noqa: E402
 from tracker.runtime.tracker import Tracker  # noqa: E402
+from tracker.runtime.video_source import VideoSource  # noqa: E402
 
 
 def run_mode(tracker: Tracker, clip: Path, mode: str) -> tuple[float, int, dict, list]:

@@ -52,7 +52,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from tracker.core.pts import PtsError
     from tracker.engines.backends import BackendUnavailable
     from tracker.evaluation.scoring import EvalError
-    from tracker.runtime.capture import SourceError
+    from tracker.runtime.frames import SourceError
     from tracker.runtime.sinks import SinkError
 
     return (UsageError, SourceError, SinkError, ModelFileError, BackendUnavailable, EvalError,

@@ -133,7 +133,7 @@ def cmd_track(args: argparse.Namespace) -> int:
 
 
 def cmd_webcam(args: argparse.Namespace) -> int:
-    from tracker.runtime.capture import CameraSource
+    from tracker.runtime.camera_source import CameraSource
     from tracker.runtime.sinks import has_display
 
     window = not args.no_window

@@ -19,9 +19,8 @@ from typing import Iterator
 
 import numpy as np
 
+from tracker.core.images import IMAGE_EXTS, to_rgb
 from tracker.core.pts import PtsError, read_pts
-
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 class DatasetError(ValueError):
@@ -46,28 +45,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
         raise DatasetError(f"{path}: unreadable or empty image")
-    return to_rgb(img, bgr=True)
-
-
-def to_rgb(img: np.ndarray, bgr: bool = False) -> np.ndarray:
-    """(H, W), (H, W, 1), (H, W, 3) or (H, W, 4) uint8 -> contiguous (H, W, 3) uint8 RGB."""
-    import cv2
-
-    img = np.asarray(img)
-    if img.dtype != np.uint8:
-        if img.dtype == np.uint16:
-            img = (img >> 8).astype(np.uint8)
-        else:
-            raise DatasetError(f"unsupported image dtype {img.dtype}")
-    if img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 1):
-        return np.ascontiguousarray(cv2.cvtColor(img.reshape(img.shape[:2]), cv2.COLOR_GRAY2RGB))
-    if img.ndim != 3 or img.shape[2] not in (3, 4):
-        raise DatasetError(f"unsupported image shape {img.shape}")
-    if img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if bgr else cv2.COLOR_RGBA2RGB)
-    elif bgr:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    return np.ascontiguousarray(img)
+    try:
+        return to_rgb(img, bgr=True)
+    except ValueError as e:
+        raise DatasetError(f"{path}: {e}") from None
 
 
 def image_folder(root: str | os.PathLike, n_points: int = 68) -> Iterator[FaceRecord]:

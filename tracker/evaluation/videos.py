@@ -31,7 +31,7 @@ from tracker.evaluation.scoring import (
 )
 
 if TYPE_CHECKING:
-    from tracker.runtime.capture import Frame
+    from tracker.runtime.frames import Frame
 
 
 def clip_folders(root: str | os.PathLike, category: str = "all",

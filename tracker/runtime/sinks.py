@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from tracker.core.pts import write_pts
-from tracker.runtime.capture import Frame
+from tracker.runtime.frames import Frame, reason
 from tracker.runtime.results import Face, FrameResult
 
 log = logging.getLogger("tracker")
@@ -104,7 +104,7 @@ class VideoSink:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._out = av.open(str(self.path), "w")
         except (av.error.FFmpegError, OSError, ValueError) as e:
-            raise SinkError(f"{self.path}: cannot write a video here ({_reason(e)}; use a .mp4, "
+            raise SinkError(f"{self.path}: cannot write a video here ({reason(e)}; use a .mp4, "
                             f".mkv, .mov or .avi name in a writable folder)") from None
 
     def _open(self, h: int, w: int) -> None:
@@ -122,7 +122,7 @@ class VideoSink:
             except (av.error.FFmpegError, ValueError, av.codec.codec.UnknownCodecError) as e:
                 last = e
         else:
-            raise SinkError(f"{self.path}: no video encoder for this container ({_reason(last)})")
+            raise SinkError(f"{self.path}: no video encoder for this container ({reason(last)})")
         s.width, s.height = w + w % 2, h + h % 2
         s.pix_fmt = "yuv420p"
         if s.codec_context.name == "libx264":
@@ -138,7 +138,7 @@ class VideoSink:
         try:
             src = av.open(self.audio_from)
         except (av.error.FFmpegError, OSError) as e:
-            log.warning("%s: audio not copied (%s)", self.audio_from, _reason(e))
+            log.warning("%s: audio not copied (%s)", self.audio_from, reason(e))
             return
         if not src.streams.audio:
             src.close()
@@ -148,7 +148,7 @@ class VideoSink:
             self._audio_in = src
         except (av.error.FFmpegError, ValueError) as e:
             log.warning("%s: audio not copied into %s (%s)", self.audio_from, self.path.name,
-                        _reason(e))
+                        reason(e))
             src.close()
 
     def write(self, frame: Frame | None, result: FrameResult | None, overlay: np.ndarray) -> None:
@@ -184,7 +184,7 @@ class VideoSink:
                 self._out.mux(packet)
                 self.audio_packets += 1
         except (av.error.FFmpegError, ValueError) as e:
-            log.warning("%s: audio copy stopped early (%s)", self.audio_from, _reason(e))
+            log.warning("%s: audio copy stopped early (%s)", self.audio_from, reason(e))
 
     def close(self) -> None:
         if self._closed:
@@ -372,9 +372,3 @@ class Sinks:
         if error is not None:
             raise error
 
-
-def _reason(e: BaseException | None) -> str:
-    if e is None:
-        return "unknown error"
-    msg = getattr(e, "strerror", None) or str(e) or type(e).__name__
-    return msg.split("; last error log:")[0].strip()

@@ -21,14 +21,16 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from tracker.core.geometry import points_box
+from tracker.core.images import to_rgb
 from tracker.core.landmarks import IBUG68
 from tracker.core.shape import shape_residual
 from tracker.engines.backends import Backend, load_backend
 from tracker.runtime.align import Aligner, Decoder
 from tracker.runtime.association import as_boxes, match_boxes
-from tracker.runtime.capture import Frame, Source, as_rgb, open_source
+from tracker.runtime.capture import open_source
 from tracker.runtime.config import TrackerConfig
 from tracker.runtime.detect import Detection, FaceDetector
+from tracker.runtime.frames import Frame, Source
 from tracker.runtime.pipeline import Runner, Timings
 from tracker.runtime.results import Face, FrameResult
 from tracker.runtime.smooth import LandmarkSmoother
@@ -78,7 +80,7 @@ class Tracker:
         """Faces of one frame ((H, W), (H, W, 3) or (H, W, 4) uint8; RGB). `index` and
         `timestamp` are reported back (and drive the smoother); the detection schedule counts
         the calls."""
-        image = as_rgb(frame_rgb)
+        image = to_rgb(frame_rgb)
         cfg = self.config
         self._count += 1
         self._detected = False

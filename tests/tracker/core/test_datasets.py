@@ -11,7 +11,6 @@ from tracker.core.datasets import (
     FaceRecord,
     image_folder,
     read_image,
-    to_rgb,
     video_clip,
     videos_300vw,
     wflw_list,
@@ -77,14 +76,6 @@ def test_read_image_errors(tmp_path):
     (tmp_path / "empty.png").write_bytes(b"")
     with pytest.raises(DatasetError, match=r"empty\.png: unreadable"):
         read_image(tmp_path / "empty.png")
-
-
-def test_to_rgb_rejects_what_it_cannot_convert():
-    with pytest.raises(DatasetError, match="dtype"):
-        to_rgb(np.zeros((4, 4, 3), np.float32))
-    with pytest.raises(DatasetError, match="shape"):
-        to_rgb(np.zeros((4, 4, 2), np.uint8))
-    assert to_rgb(np.zeros((4, 4, 1), np.uint8)).shape == (4, 4, 3)
 
 
 # --- image folders ------------------------------------------------------------------------------

@@ -7,15 +7,11 @@ import numpy as np
 import pytest
 
 from tests.tracker.runtime_fixtures import CLIP, clip_frames, faulty_videos, write_video
-from tracker.runtime.capture import (
-    CameraSource,
-    Frame,
-    ImageFolderSource,
-    SourceError,
-    VideoSource,
-    as_rgb,
-    open_source,
-)
+from tracker.runtime.camera_source import CameraSource
+from tracker.runtime.capture import open_source
+from tracker.runtime.frames import Frame, SourceError
+from tracker.runtime.image_source import ImageFolderSource
+from tracker.runtime.video_source import VideoSource
 
 
 @pytest.fixture(scope="module")
@@ -51,27 +47,6 @@ def test_row_padded_widths_come_out_contiguous(tmp_path, width):
     assert f.shape == (120, width, 3) and f.flags["C_CONTIGUOUS"]
     assert f.strides == (width * 3, 3, 1)
     assert np.abs(f.astype(int) - img).mean() < 12  # lossy, but the same picture
-
-
-def test_as_rgb_converts_grey_rgba_uint16_and_strided():
-    grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
-    out = as_rgb(grey)
-    assert out.shape == (3, 4, 3) and (out[..., 0] == grey).all() and out.flags["C_CONTIGUOUS"]
-    assert as_rgb(grey[..., None]).shape == (3, 4, 3)
-    rgba = np.zeros((3, 4, 4), np.uint8)
-    rgba[..., 0] = 200
-    assert (as_rgb(rgba)[..., 0] == 200).all()
-    assert (as_rgb(rgba, bgr=True)[..., 2] == 200).all()
-    assert as_rgb(np.full((2, 2, 3), 65535, np.uint16)).max() == 255
-    wide = np.zeros((4, 10, 3), np.uint8)
-    view = wide[:, 1:8]  # not contiguous
-    assert not view.flags["C_CONTIGUOUS"] and as_rgb(view).flags["C_CONTIGUOUS"]
-    with pytest.raises(ValueError):
-        as_rgb(np.zeros((3, 4, 3), np.float32))
-    with pytest.raises(ValueError):
-        as_rgb(np.zeros((3, 4, 5), np.uint8))
-    with pytest.raises(ValueError):
-        as_rgb(np.zeros((0, 4, 3), np.uint8))
 
 
 def test_image_folder_reads_grey_rgba_odd_and_skips_corrupt(tmp_path):

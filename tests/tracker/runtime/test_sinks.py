@@ -12,7 +12,7 @@ import pytest
 
 from tests.tracker.runtime_fixtures import ANNOT, CLIP, clip_frames
 from tracker.core.pts import read_pts
-from tracker.runtime.capture import Frame
+from tracker.runtime.frames import Frame
 from tracker.runtime.results import Face, FrameResult
 from tracker.runtime.sinks import (
     CsvSink,

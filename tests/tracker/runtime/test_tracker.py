@@ -18,9 +18,9 @@ from tracker.core.pts import read_pts
 from tracker.core.shape import MEAN_SHAPE_IBUG68
 from tracker.runtime.align import Aligner
 from tracker.runtime.association import box_iou, match_boxes
-from tracker.runtime.capture import Frame
 from tracker.runtime.config import TrackerConfig
 from tracker.runtime.detect import FaceDetector
+from tracker.runtime.frames import Frame
 from tracker.runtime.results import Face, FrameResult
 from tracker.runtime.tracker import Tracker
 
