@@ -10,6 +10,8 @@ metadata under `METADATA_KEY`, in the checkpoint under "model_info". The network
 from __future__ import annotations
 
 import json
+import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,8 +82,12 @@ def read_onnx_info(path: str | Path) -> ModelInfo:
 
 
 def load_torch(path: str | Path, device: str = "cpu"):
-    """(FAN in eval mode, ModelInfo) from a checkpoint: a shipped `.pt` ({"model_info",
-    "state_dict"}) or a training run's best.pt/last.pt."""
+    """(FAN in eval mode, ModelInfo) from a checkpoint: a shipped `.pt` ({"model_info": JSON
+    string, "state_dict"}) or a training run's best.pt/last.pt ({"model_config", "codec",
+    "model", ...}).
+
+    Only tensors and plain data are read (`torch.load(weights_only=True)`): a file holding
+    any other Python object is refused with ModelFileError, and nothing in it runs."""
     import torch
 
     from tracker.core.model import FAN
@@ -90,20 +96,63 @@ def load_torch(path: str | Path, device: str = "cpu"):
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise ModelFileError(f"{path}: not a readable torch checkpoint ({e})") from None
-    if not isinstance(ck, dict):
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = _disallowed_object(str(e))
+        if found is not None:
+            raise ModelFileError(
+                f"{path}: refused: it holds Python objects other than tensors and plain data "
+                f"({found}); only weights are loaded, so nothing in it was run") from None
+        raise ModelFileError(f"{path}: not a readable torch checkpoint ({_reason(e)})") from None
+    except Exception as e:  # torch raises several types for a damaged file
+        raise ModelFileError(f"{path}: not a readable torch checkpoint ({_reason(e)})") from None
+    if not isinstance(ck, dict) or not ("model_info" in ck or "model_config" in ck):
         raise ModelFileError(f"{path}: neither a shipped model nor a training checkpoint")
-    if "model_info" in ck:
-        info = ModelInfo.from_json(ck["model_info"])
-        state = ck["state_dict"]
-    elif "model_config" in ck:  # a training checkpoint
-        info = ModelInfo(path.parent.name, ModelConfig.from_dict(ck["model_config"]),
-                         HeatmapCodec.from_dict(ck["codec"]))
-        state = ck["model"]
-    else:
-        raise ModelFileError(f"{path}: neither a shipped model nor a training checkpoint")
+    try:
+        info, state = _checkpoint_contents(ck, path.parent.name)
+    except (ValueError, KeyError, TypeError) as e:
+        detail = f"no {e} field" if isinstance(e, KeyError) else str(e)
+        raise ModelFileError(f"{path}: damaged metadata ({detail})") from None
+    if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise ModelFileError(f"{path}: its weights are not a mapping of names to tensors")
     net = FAN(info.model)
-    net.load_state_dict({k: v.float() for k, v in state.items()})
+    try:
+        net.load_state_dict({k: v.float() for k, v in state.items()})
+    except RuntimeError as e:
+        detail = " ".join(str(e).split())
+        raise ModelFileError(f"{path}: its weights do not fit the network its metadata describes "
+                             f"({detail[:300]}{' ...' if len(detail) > 300 else ''})") from None
     return net.eval().to(device), info
+
+
+def _checkpoint_contents(ck: dict, run_name: str) -> tuple[ModelInfo, object]:
+    """(ModelInfo, weights) of a loaded checkpoint: a shipped model's JSON metadata, or a
+    training checkpoint's config dicts (named after its run folder); ValueError, KeyError or
+    TypeError when they are damaged."""
+    if "model_info" in ck:
+        if not isinstance(ck["model_info"], str):
+            raise TypeError(f"'model_info' must be a JSON string, got {type(ck['model_info']).__name__}")
+        return ModelInfo.from_json(ck["model_info"]), ck.get("state_dict")
+    return (ModelInfo(run_name, ModelConfig.from_dict(ck["model_config"]),
+                      HeatmapCodec.from_dict(ck["codec"])), ck.get("model"))
+
+
+def _disallowed_object(message: str) -> str | None:
+    """What torch's weights-only unpickler refused to create, from its error message: the
+    global it names, or None when the error is something else (a damaged file)."""
+    found = re.search(r"GLOBAL ([\w.]+)", message)
+    if found:
+        return found.group(1)
+    if "allowlisted" in message:  # an object of a class that is not allowed
+        return "an object of a class outside the allowed ones"
+    return None
+
+
+def _reason(e: Exception) -> str:
+    """The gist of a torch.load error (the weights-only unpickler's is many lines long)."""
+    text = str(e).strip()
+    found = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
+    if found:
+        return found.group(1).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__

@@ -1,6 +1,8 @@
 """What travels with the weights (tracker/core/modelfile.py): ModelInfo, input normalisation, the ONNX
 metadata and the torch checkpoints written by engines/export.py; model files and the onnxruntime
 backend need no torch."""
+import pickle
+import re
 import subprocess
 import sys
 
@@ -8,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.tracker.core.payloads import Payload, payload_checkpoint
 from tracker.core.codec import HeatmapCodec
 from tracker.core.geometry import CROP_RATIO
 from tracker.core.model import FAN
@@ -198,3 +201,73 @@ def test_load_torch_errors(tmp_path):
     torch.save(torch.zeros(3), tmp_path / "tensor.pt")
     with pytest.raises(ModelFileError, match=r"tensor\.pt: neither a shipped model"):
         load_torch(tmp_path / "tensor.pt")
+
+
+def test_load_torch_checks_what_the_checkpoint_holds(tmp_path, tiny_net):
+    info = _info()
+    state = tiny_net.state_dict()
+    cases = {
+        "info_dict.pt": ({"model_info": {"name": "tiny"}, "state_dict": state},
+                         r"damaged metadata \('model_info' must be a JSON string, got dict\)"),
+        "no_codec.pt": ({"model_config": TINY.to_dict(), "model": state},
+                        r"damaged metadata \(no 'codec' field\)"),
+        "bad_config.pt": ({"model_config": {**TINY.to_dict(), "width": 18},
+                           "codec": info.codec.to_dict(), "model": state}, "multiple of 4"),
+        "no_weights.pt": ({"model_info": info.to_json()}, "not a mapping of names to tensors"),
+        "list_weights.pt": ({"model_info": info.to_json(), "state_dict": [1, 2]},
+                            "not a mapping of names to tensors"),
+        "wrong_weights.pt": ({"model_info": info.to_json(),
+                              "state_dict": {**state, "heads.0.bias": torch.zeros(5)}},
+                             r"do not fit the network its metadata describes \(.*heads\.0\.bias"),
+        "missing_weights.pt": ({"model_info": info.to_json(),
+                                "state_dict": {k: v for k, v in state.items() if k != "heads.0.bias"}},
+                               r"do not fit .*Missing key"),
+    }
+    for name, (ck, match) in cases.items():
+        torch.save(ck, tmp_path / name)
+        with pytest.raises(ModelFileError, match=rf"{name.replace('.', '[.]')}: .*{match}"):
+            load_torch(tmp_path / name)
+
+
+# --- checkpoints that hold more than weights ----------------------------------------------------
+
+def test_the_payload_is_live(tmp_path):
+    """The fixture is a real attack: unpickled the ordinary way, its payload runs."""
+    marker = tmp_path / "payload-ran"
+    pickle.loads(pickle.dumps(Payload(marker)))
+    assert marker.is_file()
+
+
+@pytest.mark.parametrize("where", ["beside", "in", "whole"])
+def test_a_checkpoint_with_a_pickled_payload_is_refused_and_never_runs(tmp_path, tiny_net, where):
+    from tracker.engines.export import save_shipped
+
+    save_shipped(tiny_net, _info(), tmp_path / "tiny.pt")
+    marker = tmp_path / "payload-ran"
+    evil = payload_checkpoint(tmp_path / "evil.pt", marker, tmp_path / "tiny.pt", where)
+    refused = (rf"^{re.escape(str(evil))}: refused: it holds Python objects other than tensors "
+               r"and plain data \((posix|os|nt)\.system\); only weights are loaded, so nothing in "
+               r"it was run$")
+    with pytest.raises(ModelFileError, match=refused):
+        load_torch(evil)
+    assert not marker.exists()
+
+
+def test_a_plain_pickle_with_a_payload_never_runs(tmp_path):
+    marker = tmp_path / "payload-ran"
+    plain = tmp_path / "plain.pt"
+    plain.write_bytes(pickle.dumps({"model_info": "{}", "x": Payload(marker)}, protocol=2))
+    with pytest.raises(ModelFileError, match=r"plain\.pt: (refused|not a readable torch checkpoint)"):
+        load_torch(plain)
+    assert not marker.exists()
+
+
+def test_the_bundled_model_holds_only_tensors_and_plain_data():
+    path = default_model_path(".pt")
+    if not path.is_file():
+        pytest.skip("this checkout ships without the bundled model")
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    assert set(ck) == {"model_info", "state_dict"} and isinstance(ck["model_info"], str)
+    assert all(isinstance(v, torch.Tensor) for v in ck["state_dict"].values())
+    net, info = load_torch(path)
+    assert info.name == "rt-m" and info == read_onnx_info(path.with_suffix(".onnx"))
