@@ -9,9 +9,12 @@ metadata under `METADATA_KEY`, in the checkpoint under "model_info". The network
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import pickle
 import re
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,14 +45,86 @@ class ModelInfo:
                            "crop_ratio": self.crop_ratio})
 
     @classmethod
-    def from_json(cls, text: str) -> "ModelInfo":
-        d = json.loads(text)
-        return cls(d["name"], ModelConfig.from_dict(d["model"]), HeatmapCodec.from_dict(d["codec"]),
-                   d.get("scheme", "ibug68"), float(d.get("crop_ratio", CROP_RATIO)))
+    def from_json(cls, text: str) -> ModelInfo:
+        """The ModelInfo of a model file's metadata, read as untrusted input: every field's
+        type is checked, unknown fields are refused, fields missing from older files take
+        their defaults; ModelFileError naming the field when one is wrong."""
+        try:
+            d = json.loads(text)
+        except (TypeError, ValueError) as e:
+            raise ModelFileError(f"not JSON ({e})") from None
+        info = parse_fields(cls, d, "")
+        for hw in ("input_hw", "heatmap_hw"):
+            if getattr(info.codec, hw) != getattr(info.model, hw):
+                raise ModelFileError(f"field 'codec.{hw}' {getattr(info.codec, hw)} differs from "
+                                     f"'model.{hw}' {getattr(info.model, hw)}")
+        if not info.crop_ratio > 0:
+            raise ModelFileError(f"field 'crop_ratio' must be positive, got {info.crop_ratio}")
+        return info
 
     def normalise(self, crops: np.ndarray) -> np.ndarray:
         """(B, H, W, 3) uint8 RGB crops -> (B, 3, H, W) float32 network input."""
         return self.model.normalise(crops)
+
+
+# -- metadata, read as untrusted input ----------------------------------------------------------
+_KINDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def parse_fields(cls: type, value: object, field: str):
+    """An instance of dataclass `cls` (ModelInfo, ModelConfig, HeatmapCodec) from the JSON
+    object `value`, each field checked against its annotation (lists become tuples; a dataclass
+    field is parsed the same way) before `cls` validates their values. `field` names `value` in
+    errors ("" for the top level): ModelFileError("field 'model.width' must be an integer, got
+    '96'")."""
+    where = f"field {field!r}" if field else "the metadata"
+    if not isinstance(value, dict):
+        raise ModelFileError(f"{where} must be a JSON object, got {type(value).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    prefix = f"{field}." if field else ""
+    for name in value:
+        if name not in fields:
+            raise ModelFileError(f"unknown field {prefix + str(name)!r}")
+    for name, f in fields.items():
+        if name not in value and f.default is dataclasses.MISSING:
+            raise ModelFileError(f"field {prefix + name!r} is missing")
+    kwargs = {name: _parse_value(v, hints[name], prefix + name) for name, v in value.items()}
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as e:
+        raise ModelFileError(f"{where}: {e}") from None
+
+
+def _parse_value(value: object, tp: object, field: str):
+    """`value` checked against annotation `tp` (int, float, str, bool, a fixed-length or
+    `...` tuple of those, a dataclass); ModelFileError naming `field` when it does not fit."""
+    if dataclasses.is_dataclass(tp):
+        return parse_fields(tp, value, field)
+    if typing.get_origin(tp) is tuple:
+        args = typing.get_args(tp)
+        seq = isinstance(value, (list, tuple))  # JSON gives lists; a torch checkpoint, tuples
+        items = args[:1] * len(value) if seq and len(args) == 2 and args[1] is Ellipsis else args
+        if not seq or len(value) != len(items):
+            raise ModelFileError(f"field {field!r} must be a list of {len(items)} "
+                                 f"{_KINDS[args[0]].split(' ', 1)[1]}s, got {value!r}")
+        return tuple(_parse_value(v, t, f"{field}[{i}]") for i, (v, t) in enumerate(zip(value, items)))
+    if tp not in _KINDS:
+        raise TypeError(f"no check for {tp!r} (field {field!r})")  # a new kind of field
+    if not _fits(value, tp):
+        raise ModelFileError(f"field {field!r} must be {_KINDS[tp]}, got {value!r}")
+    return float(value) if tp is float else value
+
+
+def _fits(value: object, tp: type) -> bool:
+    """Whether a JSON value is of scalar type `tp` (a bool is no number; a number is finite)."""
+    if isinstance(value, bool) or tp is bool:
+        return isinstance(value, bool) and tp is bool
+    if tp is float and isinstance(value, int):
+        return abs(value) <= 1e308  # an int float() can convert
+    if tp is float:
+        return isinstance(value, float) and math.isfinite(value)
+    return isinstance(value, tp)
 
 
 def default_model_path(suffix: str = ".onnx") -> Path:
@@ -77,8 +152,8 @@ def read_onnx_info(path: str | Path) -> ModelInfo:
         raise ModelFileError(f"{path}: no '{METADATA_KEY}' metadata; export it with `engines export`")
     try:
         return ModelInfo.from_json(props[METADATA_KEY])
-    except (ValueError, KeyError, TypeError) as e:
-        raise ModelFileError(f"{path}: damaged '{METADATA_KEY}' metadata ({e!r})") from None
+    except ModelFileError as e:
+        raise ModelFileError(f"{path}: damaged '{METADATA_KEY}' metadata ({e})") from None
 
 
 def load_torch(path: str | Path, device: str = "cpu"):
@@ -110,7 +185,7 @@ def load_torch(path: str | Path, device: str = "cpu"):
         raise ModelFileError(f"{path}: neither a shipped model nor a training checkpoint")
     try:
         info, state = _checkpoint_contents(ck, path.parent.name)
-    except (ValueError, KeyError, TypeError) as e:
+    except (ModelFileError, KeyError) as e:
         detail = f"no {e} field" if isinstance(e, KeyError) else str(e)
         raise ModelFileError(f"{path}: damaged metadata ({detail})") from None
     if not isinstance(state, dict) or not all(
@@ -128,14 +203,15 @@ def load_torch(path: str | Path, device: str = "cpu"):
 
 def _checkpoint_contents(ck: dict, run_name: str) -> tuple[ModelInfo, object]:
     """(ModelInfo, weights) of a loaded checkpoint: a shipped model's JSON metadata, or a
-    training checkpoint's config dicts (named after its run folder); ValueError, KeyError or
-    TypeError when they are damaged."""
+    training checkpoint's config dicts (named after its run folder); ModelFileError (or
+    KeyError, a missing config) when they are damaged."""
     if "model_info" in ck:
         if not isinstance(ck["model_info"], str):
-            raise TypeError(f"'model_info' must be a JSON string, got {type(ck['model_info']).__name__}")
+            raise ModelFileError(f"'model_info' must be a JSON string, got "
+                                 f"{type(ck['model_info']).__name__}")
         return ModelInfo.from_json(ck["model_info"]), ck.get("state_dict")
-    return (ModelInfo(run_name, ModelConfig.from_dict(ck["model_config"]),
-                      HeatmapCodec.from_dict(ck["codec"])), ck.get("model"))
+    return (ModelInfo(run_name, parse_fields(ModelConfig, ck["model_config"], "model_config"),
+                      parse_fields(HeatmapCodec, ck["codec"], "codec")), ck.get("model"))
 
 
 def _disallowed_object(message: str) -> str | None:

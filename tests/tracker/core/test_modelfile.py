@@ -1,6 +1,7 @@
 """What travels with the weights (tracker/core/modelfile.py): ModelInfo, input normalisation, the ONNX
 metadata and the torch checkpoints written by engines/export.py; model files and the onnxruntime
 backend need no torch."""
+import json
 import pickle
 import re
 import subprocess
@@ -149,6 +150,93 @@ def test_read_onnx_info_errors(tmp_path):
     onnx.save(model, str(tmp_path / "damaged.onnx"))
     with pytest.raises(ModelFileError, match=r"damaged\.onnx: damaged"):
         read_onnx_info(tmp_path / "damaged.onnx")
+
+
+def _with_metadata(src, dst, text: str):
+    """A copy of the ONNX model `src` at `dst` whose ModelInfo metadata is `text`."""
+    import onnx
+
+    model = onnx.load(str(src))
+    for entry in model.metadata_props:
+        if entry.key == METADATA_KEY:
+            entry.value = text
+    onnx.save(model, str(dst))
+    return dst
+
+
+def _edited(change) -> str:
+    """The tiny model's metadata JSON after `change(d)` edits its dict in place."""
+    d = json.loads(_info().to_json())
+    change(d)
+    return json.dumps(d)
+
+
+BAD_METADATA = {
+    "name": (lambda d: d.update(name=5), "field 'name' must be a string, got 5"),
+    "width": (lambda d: d["model"].update(width="96"), "field 'model.width' must be an integer, got '96'"),
+    "stacks_bool": (lambda d: d["model"].update(stacks=True),
+                    "field 'model.stacks' must be an integer, got True"),
+    "hw_short": (lambda d: d["model"].update(input_hw=[64]),
+                 r"field 'model.input_hw' must be a list of 2 integers, got \[64\]"),
+    "hw_text": (lambda d: d["model"].update(input_hw="64x64"),
+                "field 'model.input_hw' must be a list of 2 integers, got '64x64'"),
+    "hw_float": (lambda d: d["model"].update(input_hw=[64.5, 64]),
+                 r"field 'model.input_hw\[0\]' must be an integer, got 64.5"),
+    "mean_item": (lambda d: d["model"].update(mean=[0.5, "a", 0.5]),
+                  r"field 'model.mean\[1\]' must be a number, got 'a'"),
+    "sigma_nan": (lambda d: d["codec"].update(sigma=float("nan")),
+                  "field 'codec.sigma' must be a number, got nan"),
+    "sigma_huge": (lambda d: d["codec"].update(sigma=10**400),
+                   "field 'codec.sigma' must be a number, got 10{400}"),
+    "decoder": (lambda d: d["codec"].update(decoder=3), "field 'codec.decoder' must be a string, got 3"),
+    "window": (lambda d: d["codec"].update(window=4),
+               "field 'codec': window must be a positive odd number, got 4"),
+    "crop_text": (lambda d: d.update(crop_ratio="1.1"), "field 'crop_ratio' must be a number, got '1.1'"),
+    "crop_negative": (lambda d: d.update(crop_ratio=-1), "field 'crop_ratio' must be positive, got -1.0"),
+    "scheme_null": (lambda d: d.update(scheme=None), "field 'scheme' must be a string, got None"),
+    "model_list": (lambda d: d.update(model=[]), "field 'model' must be a JSON object, got list"),
+    "unknown": (lambda d: d["model"].update(extra=1), "unknown field 'model.extra'"),
+    "missing_codec": (lambda d: d.pop("codec"), "field 'codec' is missing"),
+    "codec_differs": (lambda d: d["codec"].update(heatmap_hw=[32, 32], input_hw=[128, 128]),
+                      r"field 'codec.input_hw' \(128, 128\) differs from 'model.input_hw' \(64, 64\)"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_METADATA))
+def test_onnx_metadata_of_the_wrong_type_names_the_field(tiny_onnx, tmp_path, case):
+    change, message = BAD_METADATA[case]
+    bad = _with_metadata(tiny_onnx, tmp_path / "bad.onnx", _edited(change))
+    with pytest.raises(ModelFileError, match=rf"^{re.escape(str(bad))}: damaged "
+                                             rf"'{re.escape(METADATA_KEY)}' metadata \({message}\)$"):
+        read_onnx_info(bad)
+
+
+def test_onnx_metadata_that_is_no_json_object(tiny_onnx, tmp_path):
+    for text, message in [("{not json", "not JSON"), ("[1, 2]", "the metadata must be a JSON object, got list"),
+                          ("null", "the metadata must be a JSON object, got NoneType")]:
+        bad = _with_metadata(tiny_onnx, tmp_path / "bad.onnx", text)
+        with pytest.raises(ModelFileError, match=rf"bad\.onnx: damaged .* metadata \({message}"):
+            read_onnx_info(bad)
+
+
+def test_onnx_metadata_of_older_files_takes_the_defaults(tiny_onnx, tmp_path):
+    def older(d):  # written before stem_kernel, scheme and crop_ratio were fields
+        del d["model"]["stem_kernel"], d["scheme"], d["crop_ratio"]
+
+    old = _with_metadata(tiny_onnx, tmp_path / "old.onnx", _edited(older))
+    assert read_onnx_info(old) == _info()
+
+
+def test_torch_metadata_is_parsed_the_same_way(tmp_path, tiny_net):
+    torch.save({"model_info": _edited(lambda d: d["model"].update(width=16.0)),
+                "state_dict": tiny_net.state_dict()}, tmp_path / "bad.pt")
+    with pytest.raises(ModelFileError, match=r"bad\.pt: damaged metadata \(field 'model\.width' "
+                                             r"must be an integer, got 16\.0\)"):
+        load_torch(tmp_path / "bad.pt")
+    torch.save({"model_config": {**TINY.to_dict(), "depth": "2"}, "codec": _info().codec.to_dict(),
+                "model": tiny_net.state_dict()}, tmp_path / "run.pt")
+    with pytest.raises(ModelFileError, match=r"field 'model_config\.depth' must be an integer"):
+        load_torch(tmp_path / "run.pt")
 
 
 # --- torch checkpoints --------------------------------------------------------------------------
