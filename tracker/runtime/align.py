@@ -63,19 +63,25 @@ class Aligner:
         image_rgb: (H, W, 3) uint8; boxes: (N, 4) float (x0, y0, x1, y1), landmark extent.
         Returns (N, K, 2) float64 points in frame pixels and (N, K) float32 heatmap peaks.
         """
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        bad = ~np.isfinite(boxes).all(1) | (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
+        if bad.any():
+            raise ValueError(f"align: empty or non-finite boxes {boxes[bad].tolist()}")
+        m = self.crop_transforms(boxes) if len(boxes) else np.zeros((0, 2, 3))
+        return self.align_crops(image_rgb, m)
+
+    def align_crops(self, image_rgb: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Landmarks of the faces that the (N, 2, 3) frame-to-crop transforms `m` cut out of
+        `image_rgb` ((H, W, 3) uint8): (N, K, 2) float64 frame pixels, (N, K) float32 peaks."""
         image_rgb = np.asarray(image_rgb)
         if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
             raise ValueError(f"align: expected an (H, W, 3) uint8 RGB image, got "
                              f"{image_rgb.shape} {image_rgb.dtype}")
-        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-        n, k = len(boxes), self.n_points
+        m = np.asarray(m, np.float64).reshape(-1, 2, 3)
+        n, k = len(m), self.n_points
         if n == 0:
             return np.zeros((0, k, 2)), np.zeros((0, k), np.float32)
-        bad = ~np.isfinite(boxes).all(1) | (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
-        if bad.any():
-            raise ValueError(f"align: empty or non-finite boxes {boxes[bad].tolist()}")
         t0 = time.perf_counter()
-        m = self.crop_transforms(boxes)  # (N, 2, 3)
         crops = np.stack([warp(image_rgb, mi, self.input_hw) for mi in m])  # (N, H, W, 3)
         x = self.info.normalise(crops)  # (N, 3, H, W)
         t1 = time.perf_counter()

@@ -40,3 +40,41 @@ def match_boxes(tracks: np.ndarray, dets: np.ndarray, min_iou: float) -> dict[in
         out[i] = j
         used.add(j)
     return out
+
+
+def overlap_fraction(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection of two (4,) boxes over the smaller one's area (1: one lies in the other)."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return float(iw * ih / smaller) if smaller > 0 else 1.0
+
+
+def same_face(a: np.ndarray, b: np.ndarray, eyes: tuple[int, int], tolerance: float) -> bool:
+    """Whether two (K, 2) landmark sets are one face: their median point distance is under
+    `tolerance` inter-ocular distances (the smaller face's)."""
+    i, j = eyes
+    iod = min(np.linalg.norm(a[i] - a[j]), np.linalg.norm(b[i] - b[j]))
+    return bool(np.median(np.linalg.norm(a - b, axis=1)) < tolerance * max(iod, 1e-6))
+
+
+def keep_distinct(points: list[np.ndarray], eyes: tuple[int, int], tolerance: float,
+                  max_overlap: float) -> dict[int, list[int]]:
+    """Which faces stay, in priority order (the caller sorts: older tracks first): a face is
+    dropped when it is the same face as one kept before it (`same_face`) or its landmark box
+    overlaps a kept one's by more than `max_overlap` of the smaller box. Returns {kept index:
+    [indices of the same face that it absorbed]}, in order."""
+    kept: dict[int, list[int]] = {}
+    boxes = [np.concatenate([np.min(p, 0), np.max(p, 0)]) for p in points]
+    for i, p in enumerate(points):
+        for k in kept:
+            if same_face(p, points[k], eyes, tolerance):
+                kept[k].append(i)
+                break
+            if overlap_fraction(boxes[i], boxes[k]) > max_overlap:
+                break
+        else:
+            kept[i] = []
+    return kept

@@ -8,6 +8,7 @@ import numpy as np
 
 from tracker.engines.backends import BACKENDS
 from tracker.runtime.detect import CHOICES
+from tracker.runtime.shots import THRESHOLD
 from tracker.runtime.smooth import SmoothConfig
 
 
@@ -37,6 +38,15 @@ class TrackerConfig:
         untrained model's points are not face-shaped).
     min_face_size: detections whose landmark box side is smaller (pixels) are ignored.
     match_iou: box IoU from which a detection belongs to an existing track.
+    reanchor_iou: a matched detection whose box overlaps its track's prediction less than this
+        re-anchors the track (its crop comes from the detection this frame).
+    max_unconfirmed: a track that no detection confirms on this many detection frames in a
+        row is dropped at the next one (on a cut: at once).
+    max_overlap: of two faces whose landmark boxes overlap by more than this share of the
+        smaller box, the younger is dropped (no face is output twice, or on top of another).
+    cut_threshold: thumbnail difference above which a frame is a shot change (see
+        `tracker.runtime.shots`; None: no shot test).
+    rotate: crops turned to the face's eye line (False: upright crops, as trained).
     tracking: crop from the previous landmarks; False = every frame from fresh detections.
     smooth: One-Euro filter on the output points (off for evaluation), with `smoothing`.
     flip_test: also infer each face mirrored and average (twice the inference; on HELEN test
@@ -55,6 +65,11 @@ class TrackerConfig:
     max_shape_residual: float | None = 0.5
     min_face_size: float = 12.0
     match_iou: float = 0.3
+    reanchor_iou: float = 0.5
+    max_unconfirmed: int = 2
+    max_overlap: float = 0.2
+    cut_threshold: float | None = THRESHOLD
+    rotate: bool = True
     tracking: bool = True
     smooth: bool = False
     smoothing: SmoothConfig = field(default_factory=SmoothConfig)
@@ -74,7 +89,12 @@ class TrackerConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-        for name in ("min_detection_score", "lost_threshold", "match_iou"):
+        if isinstance(self.max_unconfirmed, bool) or not isinstance(self.max_unconfirmed, (int, np.integer)) \
+                or self.max_unconfirmed < 0:
+            raise ValueError(f"max_unconfirmed must be an integer >= 0, got {self.max_unconfirmed!r}")
+        if self.cut_threshold is not None and not 0.0 < float(self.cut_threshold) <= 1.0:
+            raise ValueError(f"cut_threshold must be in (0, 1] or None, got {self.cut_threshold!r}")
+        for name in ("min_detection_score", "lost_threshold", "match_iou", "reanchor_iou", "max_overlap"):
             v = getattr(self, name)
             if not 0.0 <= float(v) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v!r}")

@@ -5,35 +5,50 @@
             for face in result.faces:
                 face.id, face.box, face.points, face.point_scores, face.score
 
-Per frame: faces being tracked are cropped from their previous landmarks; the detector runs
-on the first frame, every `detect_every` frames (to find new faces) and whenever a track is
-lost (mean heatmap peak under `lost_threshold`, or an implausible shape). New detections are
-matched to tracks by box IoU, so a face keeps its id. All faces of a frame go through the
-backend as one batch. Points are (68, 2) float64 0-based frame pixels (see
-`tracker.core.geometry`); boxes are (x0, y0, x1, y1), the extent of the face's landmarks.
+One association step per frame (MediaPipe's face graph and SORT, in small functions):
+1. shot test: a frame unlike the previous one (`tracker.runtime.shots`) is a cut;
+2. predict: each track's region (`tracker.runtime.regions`: centre, side and roll from its
+   last landmarks) moved by its last motion;
+3. detect on the first frame, every `detect_every` frames, on a cut, when no face is tracked,
+   or when a track is lost; match predictions to detections by box IoU: a matched detection
+   that disagrees with its track (IoU under `reanchor_iou`, or any cut) re-anchors it, a track
+   that no detection confirms is dropped on a cut or after `max_unconfirmed` detection frames,
+   an unmatched detection starts a candidate;
+4. align every region of the frame in one batch, each crop turned to the face's eye line;
+5. keep the faces that look like faces (heatmap confidence, shape); a track lost on a frame
+   without detection triggers one and its own re-anchoring;
+6. suppress duplicates in landmark space (the same face twice keeps the older id and the more
+   confident points) and overlaps, then cap to `max_faces`, older tracks first.
+Points are (68, 2) float64 0-based frame pixels (see `tracker.core.geometry`); boxes are
+(x0, y0, x1, y1), the extent of the face's landmarks.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 import numpy as np
 
 from tracker.core.geometry import points_box
 from tracker.core.images import to_rgb
-from tracker.core.landmarks import IBUG68
+from tracker.core.landmarks import SCHEMES
 from tracker.core.shape import shape_residual
 from tracker.engines.backends import Backend, load_backend
 from tracker.runtime.align import Aligner, Decoder
-from tracker.runtime.association import as_boxes, match_boxes
+from tracker.runtime.association import as_boxes, box_iou, keep_distinct, match_boxes
 from tracker.runtime.capture import open_source
 from tracker.runtime.config import TrackerConfig
 from tracker.runtime.detect import Detection, FaceDetector
 from tracker.runtime.frames import Frame, Source
 from tracker.runtime.pipeline import Runner, Timings
+from tracker.runtime.regions import Region, eye_angle, region_from_box, region_from_points
 from tracker.runtime.results import Face, FrameResult
+from tracker.runtime.shots import ShotChangeDetector
 from tracker.runtime.smooth import LandmarkSmoother
+
+#: Two faces whose points lie within this many inter-ocular distances (median) are one face.
+SAME_FACE_TOLERANCE = 0.25
 
 
 @dataclass
@@ -41,10 +56,20 @@ class _Track:
     id: int
     points: np.ndarray  # (K, 2) raw (unsmoothed) points of the last frame
     scores: np.ndarray  # (K,)
+    region: Region  # of `points`
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # region centre, per frame
+    unconfirmed: int = 0  # detection frames in a row that no detection matched
 
-    @property
-    def box(self) -> np.ndarray:
-        return points_box(self.points)
+
+@dataclass
+class _Candidate:
+    """A region to align this frame: a track's prediction (`track` set) or a detection's."""
+
+    region: Region
+    track: _Track | None = None
+    unconfirmed: int = 0
+    anchored: bool = False  # the region comes from a detection
+    score: float = 0.0  # the detection's
 
 
 class Tracker:
@@ -63,6 +88,8 @@ class Tracker:
                                flip_test=config.flip_test)
         self.smoother = LandmarkSmoother(config.smoothing) if config.smooth else None
         self.info = self.backend.info
+        self.scheme = SCHEMES[self.info.scheme]
+        self.shots = ShotChangeDetector(config.cut_threshold) if config.cut_threshold else None
         self.reset()
 
     def reset(self) -> None:
@@ -72,116 +99,172 @@ class Tracker:
         self._last_detection: int | None = None
         self._count = 0
         self._detected = False
+        self.cuts = 0
+        if self.shots is not None:
+            self.shots.reset()
         if self.smoother is not None:
             self.smoother.reset()
 
     # -- one frame -------------------------------------------------------------------------
-    def process(self, frame_rgb: np.ndarray, index: int = 0, timestamp: float = 0.0) -> FrameResult:
+    def process(self, frame_rgb: np.ndarray, index: int = 0, timestamp: float = 0.0,
+                detections: list[Detection] | None = None) -> FrameResult:
         """Faces of one frame ((H, W), (H, W, 3) or (H, W, 4) uint8; RGB). `index` and
         `timestamp` are reported back (and drive the smoother); the detection schedule counts
-        the calls."""
+        the calls. `detections`, when given, are this frame's (a detector run elsewhere)."""
         image = to_rgb(frame_rgb)
-        cfg = self.config
         self._count += 1
-        self._detected = False
-        previous = self._tracks
-        tracks = previous if cfg.tracking else []  # detector-only: faces from detections
-        dets = self._detect(image) if self._detection_due() else None
-        assigned = match_boxes(as_boxes(t.box for t in tracks), as_boxes(d.box for d in dets or []),
-                               cfg.match_iou)
-        taken = set(assigned.values())
-        fresh = [d for j, d in enumerate(dets or []) if j not in taken]
-        fresh = fresh[:max(cfg.max_faces - len(tracks), 0)]
-        # ids for new faces: detector-only mode keeps the id of the face it overlaps
-        reuse = match_boxes(as_boxes(d.box for d in fresh), as_boxes(t.box for t in previous),
-                            cfg.match_iou) if not cfg.tracking else {}
-        boxes = as_boxes([t.box for t in tracks] + [d.box for d in fresh])
-        points, scores = self.aligner.align(image, boxes)
-
-        alive: list[_Track] = []
-        lost: list[tuple[_Track, Detection | None]] = []
-        for i, t in enumerate(tracks):
-            if self._plausible(points[i], scores[i], t):
-                alive.append(_Track(t.id, points[i], scores[i]))
-            else:
-                lost.append((t, dets[assigned[i]] if i in assigned else None))
-        for j in range(len(fresh)):
-            k = len(tracks) + j
-            if self._plausible(points[k], scores[k], None):
-                fid = previous[reuse[j]].id if j in reuse else self._new_id()
-                alive.append(_Track(fid, points[k], scores[k]))
-
-        if lost:  # recover lost faces from a detection (this frame's, or a new one)
-            alive += self._recover(image, lost, dets, alive)
-        alive.sort(key=lambda t: t.id)
+        self._detected = detections is not None
+        cut = self._is_cut(image)
+        tracks = self._tracks
+        if detections is None and (cut or not tracks or self._detection_due()):
+            detections = self._detect(image)
+        elif detections is not None:
+            detections = self._usable(detections)
+            self._last_detection = self._count
+        with self.timings.measure("associate"):
+            candidates = self._associate(tracks, detections, cut)
+        alive, lost = self._align(image, candidates)
+        if lost and not self._detected:  # a track is lost: detect now, re-anchor it
+            detections = self._detect(image)
+            with self.timings.measure("associate"):
+                retry = self._associate(lost, detections, cut=True)
+                retry = [c for c in retry if c.track is not None or not self._covered(c, alive)]
+            alive += self._align(image, retry)[0]
+        with self.timings.measure("associate"):
+            alive = self._distinct(alive)
         self._tracks = alive
         return FrameResult(int(index), float(timestamp), self._faces(alive, timestamp),
                            detected=self._detected)
 
+    def _is_cut(self, image: np.ndarray) -> bool:
+        """A shot change (every frame is one without tracking: faces come from detections)."""
+        if not self.config.tracking:
+            return True
+        if self.shots is None:
+            return False
+        with self.timings.measure("shots"):
+            cut = self.shots.is_cut(image)
+        self.cuts += cut and self._count > 1
+        return cut
+
     def _detection_due(self) -> bool:
         last = self._last_detection
-        return (not self._tracks or not self.config.tracking or last is None
-                or self._count - last >= self.config.detect_every)
+        return last is None or self._count - last >= self.config.detect_every
 
     def _detect(self, image: np.ndarray) -> list[Detection]:
         with self.timings.measure("detect"):
             found = self.detector.detect(image)
         self._last_detection = self._count
         self._detected = True
-        m = self.config.min_face_size
-        return [d for d in found if max(d.box[2] - d.box[0], d.box[3] - d.box[1]) >= m]
+        return self._usable(found)
 
-    def _recover(self, image: np.ndarray, lost: list[tuple[_Track, Detection | None]],
-                 dets: list[Detection] | None, alive: list[_Track]) -> list[_Track]:
-        """Re-align lost tracks from a detection that overlaps them (keeping their ids); on a
-        frame without detection yet, detect first and also start the faces it finds anew."""
-        iou = self.config.match_iou
-        if dets is None:
-            dets = self._detect(image)
-            covered = match_boxes(as_boxes(d.box for d in dets), as_boxes(t.box for t in alive), iou)
-            candidates = [d for j, d in enumerate(dets) if j not in covered]
-            by_lost = match_boxes(as_boxes(t.box for t, _ in lost), as_boxes(d.box for d in candidates), iou)
-            retry = [(lost[i][0].id, candidates[j]) for i, j in by_lost.items()]
-            used = set(by_lost.values())
-            retry += [(None, d) for j, d in enumerate(candidates) if j not in used]
-        else:
-            retry = [(t.id, d) for t, d in lost if d is not None]
-        retry = retry[:max(self.config.max_faces - len(alive), 0)]
-        if not retry:
-            return []
-        points, scores = self.aligner.align(image, as_boxes(d.box for _, d in retry))
+    def _usable(self, detections: list[Detection]) -> list[Detection]:
+        m = self.config.min_face_size
+        return [d for d in detections if max(d.box[2] - d.box[0], d.box[3] - d.box[1]) >= m]
+
+    def _detection_region(self, d: Detection) -> Region:
+        angle = eye_angle(d.keypoints[0], d.keypoints[1]) if self.config.rotate else 0.0
+        return region_from_box(d.box, angle)
+
+    def _associate(self, tracks: list[_Track], detections: list[Detection] | None,
+                   cut: bool) -> list[_Candidate]:
+        """Regions to align: tracks' predictions, matched to `detections` when there are some
+        (see the module docstring, step 3); None = no detection this frame."""
+        cfg = self.config
+        preds = [t.region.moved(t.velocity) for t in tracks]
+        if detections is None:
+            return [_Candidate(p, t, t.unconfirmed) for t, p in zip(tracks, preds)]
+        regions = [self._detection_region(d) for d in detections]
+        pairs = match_boxes(as_boxes(p.box for p in preds), as_boxes(r.box for r in regions),
+                            cfg.match_iou)
         out = []
-        for (tid, _), p, s in zip(retry, points, scores):
-            if self._plausible(p, s, None):
-                out.append(_Track(tid if tid is not None else self._new_id(), p, s))
+        for i, (t, p) in enumerate(zip(tracks, preds)):
+            if i in pairs:
+                j = pairs[i]
+                iou = float(box_iou(p.box, regions[j].box)[0, 0])
+                if cut or iou < cfg.reanchor_iou:
+                    out.append(_Candidate(regions[j], t, 0, anchored=True))
+                else:
+                    out.append(_Candidate(p, t, 0))
+            elif not cut and t.unconfirmed < cfg.max_unconfirmed:
+                out.append(_Candidate(p, t, t.unconfirmed + 1))
+        taken = set(pairs.values())
+        fresh = [j for j in range(len(regions)) if j not in taken][:cfg.max_faces]
+        out += [_Candidate(regions[j], None, 0, anchored=True, score=detections[j].score) for j in fresh]
         return out
+
+    def _covered(self, c: _Candidate, alive: list[_Track]) -> bool:
+        boxes = as_boxes(t.region.box for t in alive)
+        return bool(len(boxes)) and float(box_iou(c.region.box, boxes).max()) >= self.config.match_iou
+
+    def _align(self, image: np.ndarray, candidates: list[_Candidate]) -> tuple[list[_Track], list[_Track]]:
+        """Align every candidate in one batch: (faces that look like faces, tracks lost)."""
+        if not candidates:
+            return [], []
+        ratio = self.info.crop_ratio
+        m = np.stack([c.region.transform(self.aligner.input_hw, ratio) for c in candidates])
+        points, scores = self.aligner.align_crops(image, m)
+        alive, lost = [], []
+        for c, p, s in zip(candidates, points, scores):
+            t = c.track
+            region = self._region(p)
+            prior = None if (t is None or c.anchored) else t.region.side
+            if not self._plausible(p, s, region, prior):
+                if t is not None:
+                    lost.append(t)
+                continue
+            if t is None:
+                alive.append(_Track(self._new_id(), p, s, region))
+            else:
+                moved = np.zeros(2) if c.anchored else region.center - t.region.center
+                alive.append(_Track(t.id, p, s, region, moved, c.unconfirmed))
+        return alive, lost
+
+    def _region(self, points: np.ndarray) -> Region:
+        if self.config.rotate:
+            return region_from_points(points, self.scheme)
+        return region_from_box(points_box(points))
+
+    def _distinct(self, faces: list[_Track]) -> list[_Track]:
+        """Older tracks first; duplicates and overlaps suppressed; at most `max_faces`."""
+        cfg = self.config
+        faces = sorted(faces, key=lambda t: t.id)
+        kept = keep_distinct([t.points for t in faces], self.scheme.outer_eye_corners,
+                             SAME_FACE_TOLERANCE, cfg.max_overlap)
+        out = []
+        for k, absorbed in kept.items():
+            best = max([faces[k], *(faces[i] for i in absorbed)], key=lambda t: float(np.mean(t.scores)))
+            t = faces[k]
+            if best is not t:  # the same face, more confident: its points under the older id
+                t = _Track(t.id, best.points, best.scores, best.region, t.velocity, t.unconfirmed)
+            out.append(t)
+        return out[:cfg.max_faces]
 
     def _new_id(self) -> int:
         fid = self._next_id
         self._next_id += 1
         return fid
 
-    def _plausible(self, points: np.ndarray, scores: np.ndarray, prev: _Track | None) -> bool:
-        """Heatmap confidence and shape checks that decide whether a face is (still) there."""
+    def _plausible(self, points: np.ndarray, scores: np.ndarray, region: Region,
+                   prior_side: float | None) -> bool:
+        """Heatmap confidence and shape checks that decide whether a face is (still) there;
+        `region` is the points' own, `prior_side` the track's region side in the previous
+        frame (None for a region that comes from a detection)."""
         if not np.isfinite(points).all() or float(np.mean(scores)) < self.config.lost_threshold:
             return False
         box = points_box(points)
         side = max(box[2] - box[0], box[3] - box[1])
         if side < 0.5 * self.config.min_face_size or side <= 0:
             return False
-        if prev is not None:
-            pbox = prev.box
-            pside = max(pbox[2] - pbox[0], pbox[3] - pbox[1], 1e-6)
-            if not 0.5 <= side / pside <= 2.0:
-                return False
-        if len(points) == IBUG68.n_points:
-            a, b = IBUG68.outer_eye_corners
-            iod = float(np.linalg.norm(points[a] - points[b]))
-            if not 0.05 * side <= iod <= 1.0 * side:
-                return False
-            limit = self.config.max_shape_residual
-            if limit is not None and shape_residual(points) > limit:
-                return False
+        a, b = self.scheme.outer_eye_corners
+        iod = float(np.linalg.norm(points[a] - points[b]))
+        if prior_side is not None and not 0.5 <= region.side / max(prior_side, 1e-6) <= 2.0:
+            return False
+        if not 0.05 * side <= iod <= 1.0 * side:
+            return False
+        limit = self.config.max_shape_residual
+        if limit is not None and self.scheme.name == "ibug68" and shape_residual(points) > limit:
+            return False
         return True
 
     def _faces(self, tracks: list[_Track], timestamp: float) -> list[Face]:

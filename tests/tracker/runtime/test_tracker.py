@@ -11,7 +11,8 @@ import pytest
 from tracker.engines.backends import OnnxBackend, load_backend
 
 from tests.tracker.runtime_fixtures import ANNOT, CLIP, clip_frames, tiny_model
-from tracker.core.geometry import points_box
+from tracker.core.geometry import apply, points_box
+from tracker.core.landmarks import IBUG68
 from tracker.core.metrics import nme
 from tracker.core.modelfile import default_model_path
 from tracker.core.pts import read_pts
@@ -21,6 +22,7 @@ from tracker.runtime.association import box_iou, match_boxes
 from tracker.runtime.config import TrackerConfig
 from tracker.runtime.detect import FaceDetector
 from tracker.runtime.frames import Frame
+from tracker.runtime.regions import region_from_points
 from tracker.runtime.results import Face, FrameResult
 from tracker.runtime.tracker import Tracker
 
@@ -44,15 +46,12 @@ def detector():
 
 @pytest.fixture
 def make(detector):
-    """Tracker over the tiny untrained model (which scores ~0.25 and scatters its points:
-    lost_threshold 0 and no shape check keep its tracks), sharing one detector."""
+    """Tracker over the bundled trained model (so that the confidence and shape checks run as
+    deployed), counting its batches, sharing one detector."""
 
     def _make(**kw):
-        kw.setdefault("lost_threshold", 0.0)
-        kw.setdefault("max_shape_residual", None)
-        backend = CountingBackend(OnnxBackend(tiny_model()))
-        return Tracker(TrackerConfig(model=str(tiny_model()), **kw), backend=backend,
-                       detector=detector)
+        backend = CountingBackend(OnnxBackend(default_model_path()))
+        return Tracker(TrackerConfig(**kw), backend=backend, detector=detector)
 
     return _make
 
@@ -87,10 +86,7 @@ def test_tracks_the_clip_with_a_stable_id_and_the_detection_schedule(make):
     results = [tr.process(f, index=i, timestamp=i / 30) for i, f in enumerate(frames[:21])]
     assert all(isinstance(r, FrameResult) for r in results)
     assert [r.index for r in results] == list(range(21))
-    detected = [i for i, r in enumerate(results) if r.detected]
-    # re-detection every 5 frames at the latest (earlier where the untrained model's track
-    # looks implausible and is dropped)
-    assert detected[0] == 0 and max(np.diff(detected + [21])) <= 5
+    assert [i for i, r in enumerate(results) if r.detected] == [0, 5, 10, 15, 20]
     for r in results:
         assert len(r.faces) == 1
         f = r.faces[0]
@@ -99,33 +95,43 @@ def test_tracks_the_clip_with_a_stable_id_and_the_detection_schedule(make):
         assert f.point_scores.shape == (68,) and f.point_scores.dtype == np.float32
         assert f.score == pytest.approx(float(f.point_scores.mean()), rel=1e-6)
         np.testing.assert_allclose(f.box, points_box(f.points))
-    # one backend call per frame with one face each (two where a lost track is re-aligned)
-    assert len(tr.backend.batches) >= 21 and set(tr.backend.batches) == {1}
+    # one backend call per frame with one face
+    assert tr.backend.batches == [1] * 21
 
 
 class LabelAligner:
-    """Stands in for the aligner: every face gets the current frame's labels, confidently."""
+    """Stands in for the aligner: every face gets the current frame's labels, confidently;
+    records the crop transforms it was asked for."""
 
-    def __init__(self):
+    def __init__(self, input_hw):
         self.labels = [read_pts(ANNOT / f"{i + 1:06d}.pts") for i in range(72)]
         self.frame = 0
         self.calls = []
+        self.input_hw = input_hw
 
-    def align(self, image, boxes):
-        self.calls.append(np.array(boxes))
-        n = len(boxes)
+    def align_crops(self, image, m):
+        self.calls.append(np.array(m))
+        n = len(m)
         return np.repeat(self.labels[self.frame][None], n, 0), np.full((n, 68), 0.8, np.float32)
 
 
-def test_detection_schedule_and_crops_from_the_previous_landmarks(make):
-    tr = make(detect_every=5, lost_threshold=0.3)
-    tr.aligner = fake = LabelAligner()
+def test_tracked_crops_follow_the_previous_landmarks_turned_level_and_moved_on(make):
+    tr = make(detect_every=5)
+    tr.aligner = fake = LabelAligner(tr.aligner.input_hw)
     detected = []
     for i, f in enumerate(clip_frames()[:21]):
         fake.frame = i
         detected.append(tr.process(f, i).detected)
-        if i > 0:  # tracked: the crop box is the extent of the previous frame's points
-            np.testing.assert_allclose(fake.calls[-1][0], points_box(fake.labels[i - 1]))
+        if i >= 2 and not detected[-1]:
+            m = fake.calls[-1][0]
+            prev, before = fake.labels[i - 1], fake.labels[i - 2]
+            c1, c0 = region_from_points(prev, IBUG68).center, region_from_points(before, IBUG68).center
+            h, w = fake.input_hw
+            # the predicted centre (constant velocity) lands on the crop's centre ...
+            np.testing.assert_allclose(apply(m, (2 * c1 - c0)[None])[0], [(w - 1) / 2, (h - 1) / 2], atol=1e-6)
+            # ... and the previous eye line lies level in the crop
+            eyes = apply(m, prev[[36, 45]])
+            assert abs(eyes[1, 1] - eyes[0, 1]) < 1e-6 and eyes[1, 0] > eyes[0, 0]
     assert [i for i, d in enumerate(detected) if d] == [0, 5, 10, 15, 20]
     assert len(fake.calls) == 21
 
