@@ -248,3 +248,51 @@ def test_tracker_options_reach_the_config():
     assert not default.flip_test and default.max_shape_residual == 0.5
     off = build_parser().parse_args(["track", "in.mp4", "--max-shape-residual", "0"])
     assert config_from_args(off).max_shape_residual is None
+
+
+class _UnpluggedCamera:
+    """A capture object that delivers `frames` of the clip (BGR) and then nothing, ever."""
+
+    def __init__(self, frames: int = 8, opens: bool = True):
+        self.left, self.opens = frames, opens
+
+    def isOpened(self):
+        return self.opens
+
+    def get(self, prop):
+        return 30.0
+
+    def set(self, prop, value):
+        return True
+
+    def read(self):
+        if self.left <= 0:
+            return False, None
+        self.left -= 1
+        return True, cv2.cvtColor(clip_frames()[self.left], cv2.COLOR_RGB2BGR)
+
+    def release(self):
+        pass
+
+
+def test_a_camera_lost_mid_run_exits_4_with_finished_outputs(monkeypatch, tmp_path, capsys):
+    import tracker.runtime.camera_source as cs
+
+    captures = iter([_UnpluggedCamera(8), _UnpluggedCamera(opens=False), _UnpluggedCamera(0)])
+    fast = cs.CameraConfig(first_frame_s=0.2, stall_s=0.1, reopen_attempts=2, reopen_s=1.0,
+                           reopen_pause_s=0.01)
+    real = cs.CameraSource
+    monkeypatch.setattr(cs, "CameraSource", lambda device: real(
+        device, config=fast, open_capture=lambda d: next(captures)))
+    code = main(["webcam", "--no-window", "--csv", str(tmp_path / "log.csv"), "-o",
+                 str(tmp_path / "out.mp4"), "--model", str(tiny_model()), "--lost-threshold", "0",
+                 "--max-shape-residual", "0", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 4, err
+    assert "camera 0: the camera stopped delivering frames" in err
+    assert "could not be reopened (2 attempts" in err and "Traceback" not in err
+    logged = _csv_frames(tmp_path / "log.csv")  # a live run may drop stale frames, not the last
+    assert logged == sorted(set(logged)) and set(logged) <= set(range(8)) and logged[-1] == 7
+    assert _video(tmp_path / "out.mp4")[0] == len(logged)
+    assert main(["--help"]) == 0
+    assert "4    the camera stopped" in capsys.readouterr().out

@@ -19,6 +19,7 @@ import sys
 from tracker.cli.options import UsageError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NO_FACE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_SOURCE_LOST = 4
 
 EPILOG = """\
 exit codes:
@@ -27,13 +28,15 @@ exit codes:
   2    bad usage or input: unreadable/corrupt/empty video, no frames, missing model, backend
        not available, output not writable, no camera, no display
   3    frames were processed but no face was found in any of them
+  4    the camera stopped delivering frames mid-run and could not be reopened; outputs
+       hold every frame processed until then
   130  interrupted (Ctrl-C); outputs hold every frame processed so far and the video is
        finalised
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tracker.cli import evaluate, track
+    from tracker.cli import batch, evaluate, track
 
     ap = argparse.ArgumentParser(
         prog="tracker", description="Real-time facial landmark tracker (68 points, subpixel "
@@ -41,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     track.add_commands(sub, EPILOG)
     evaluate.add_commands(sub)
+    batch.add_commands(sub)
     return ap
 
 
@@ -75,8 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted: the outputs hold the frames processed so far", file=sys.stderr)
         return EXIT_INTERRUPTED
     except user_errors() as e:
+        from tracker.runtime.frames import SourceLost
+
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_SOURCE_LOST if isinstance(e, SourceLost) else EXIT_USAGE
     except Exception as e:  # noqa: BLE001 - reported without a traceback unless asked
         notes = " ".join(getattr(e, "__notes__", []))
         print(f"error: {type(e).__name__}: {e} {notes}".rstrip(), file=sys.stderr)

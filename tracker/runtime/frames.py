@@ -18,6 +18,11 @@ class SourceError(RuntimeError):
     """A source that cannot be opened or read; the message names it and the problem."""
 
 
+class SourceLost(SourceError):
+    """A live source that delivered frames, stopped, and could not be reopened (a camera
+    unplugged mid-run); the frames before it were delivered."""
+
+
 @dataclass(frozen=True)
 class Frame:
     """One decoded frame: `index` 0-based in decoding order, `timestamp` in seconds,
