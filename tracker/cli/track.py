@@ -113,7 +113,8 @@ def _report(run, timings: bool) -> None:
     print(f"{s.frames} frames ({s.with_face} with a face, detector run on {s.detections}) in "
           f"{s.wall_s:.2f} s, {s.fps:.1f} fps"
           + (f"; {len(s.skipped)} skipped" if s.skipped else "")
-          + (f"; {s.dropped} stale camera frames dropped" if s.dropped else ""), file=out)
+          + (f"; {s.dropped} stale frames dropped to keep up with the camera" if s.dropped else ""),
+          file=out)
     for sink in run.sinks.sinks:
         where = getattr(sink, "path", None) or getattr(sink, "folder", None)
         if where is not None and Path(where).exists():

@@ -205,10 +205,17 @@ class CameraSource(Source):
                 else:
                     self._sleep(cfg.retry_s)
 
-    def close(self) -> None:
-        """Release the camera (waits for a read in progress; safe to call twice)."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Release the camera once a read in progress has returned (safe to call twice); a
+        read still blocked after `timeout` seconds is logged and the camera left to it."""
         self._closed = True
-        with self._lock:
+        if not self._lock.acquire(timeout=timeout):
+            log.warning("camera %d: a read is still in progress %.1f s after the stop; the "
+                        "camera is not released under it", self.device, timeout)
+            return
+        try:
             if self._cap is not None:
                 self._cap.release()
                 self._cap = None
+        finally:
+            self._lock.release()

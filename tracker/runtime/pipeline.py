@@ -10,11 +10,16 @@ outputs are yielded in the caller's thread (where the sinks and any GUI run).
   an item and is raised again in the caller's thread, so nothing hangs on a dead worker.
 - Leaving the loop early (break, exception, Ctrl-C in the caller) stops every thread: each
   blocking put/get polls a shared stop event.
-- A live source (a webcam) drops its oldest queued frame when the next stage falls behind;
-  a file source blocks instead, so it never drops a frame.
+- A live run (a webcam) keeps latency bounded: every queue holds one item and a put into a
+  full queue drops the queued (older) item, so the newest frame wins at every stage and a
+  slow stage or sink sees a fresh frame, never a backlog; drops are counted per queue. A file
+  source's run blocks instead, so it never drops a frame.
+- `Runner.close` says whether the source's thread has stopped: only then may the source be
+  closed (a capture is never released under a read in progress).
 """
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -24,6 +29,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 POLL_S = 0.05
+
+log = logging.getLogger("tracker")
 
 
 class _Stop:
@@ -134,56 +141,72 @@ def _get(q: queue.Queue, stop: threading.Event) -> Any:
 
 
 class Runner:
-    """The threads of one run; iterate it for the last stage's outputs. `dropped` counts
-    frames a live source dropped."""
+    """The threads of one run; iterate it for the last stage's outputs. In a `live` run every
+    queue holds one item and drops the older one when full (`drops[i]` counts the items
+    dropped from queue i, `dropped` all of them); otherwise queues hold `queue_size` items and
+    block. Leaving the iteration stops every thread, waiting up to `stop_timeout_s`."""
 
     def __init__(self, source: Iterable, stages: Sequence[tuple[str, Callable[[Any], Any]]],
                  queue_size: int = 4, live: bool = False, timings: Timings | None = None,
-                 source_stage: str = "capture"):
+                 source_stage: str = "capture", stop_timeout_s: float = 5.0):
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
         self.source, self.stages = source, list(stages)
         self.live, self.timings, self.source_stage = live, timings, source_stage
+        self.stop_timeout_s = stop_timeout_s
         self.stop = threading.Event()
-        self.dropped = 0
-        self.queues = [queue.Queue(maxsize=1 if live and i == 0 else queue_size)
-                       for i in range(len(self.stages) + 1)]
+        n = len(self.stages) + 1
+        self.queues = [queue.Queue(maxsize=1 if live else queue_size) for _ in range(n)]
+        self.drops = [0] * n  # each queue has one producer thread: no lock needed
         self.threads = [threading.Thread(target=self._produce, name="tracker-source", daemon=True)]
         for i, (name, fn) in enumerate(self.stages):
             self.threads.append(threading.Thread(target=self._work, args=(i, name, fn),
                                                  name=f"tracker-{name}", daemon=True))
         self._started = False
+        self._deadline: float | None = None
+        self._warned = False
 
-    def _count_drop(self) -> None:
-        self.dropped += 1
+    @property
+    def dropped(self) -> int:
+        """Items dropped in all queues (live runs only)."""
+        return sum(self.drops)
+
+    def _put(self, i: int, item: Any) -> bool:
+        """Put into queue i: in a live run an item displaces the queued one when full; the
+        stop token and failures wait for room (they never displace the last frame)."""
+
+        def count() -> None:
+            self.drops[i] += 1
+
+        drop = self.live and item is not STOP and not isinstance(item, Failure)
+        return _put(self.queues[i], item, self.stop, drop, count)
 
     def _produce(self) -> None:
-        q = self.queues[0]
         try:
             for item in _Timed(iter(self.source), self.timings, self.source_stage):
-                if not _put(q, item, self.stop, self.live, self._count_drop):
+                if self.stop.is_set() or not self._put(0, item):
                     return
         except BaseException as e:  # noqa: BLE001 - passed downstream, raised in the caller
-            _put(q, Failure(self.source_stage, e), self.stop)
+            self._put(0, Failure(self.source_stage, e))
             return
-        _put(q, STOP, self.stop)
+        self._put(0, STOP)
 
     def _work(self, i: int, name: str, fn: Callable[[Any], Any]) -> None:
-        q_in, q_out = self.queues[i], self.queues[i + 1]
+        q_in = self.queues[i]
         while True:
             item = _get(q_in, self.stop)
             if item is STOP or isinstance(item, Failure):
-                _put(q_out, item, self.stop)
+                self._put(i + 1, item)
                 return
             t0 = time.perf_counter()
             try:
                 out = fn(item)
             except BaseException as e:  # noqa: BLE001 - passed downstream, raised in the caller
-                _put(q_out, Failure(name, e), self.stop)
+                self._put(i + 1, Failure(name, e))
                 return
             if self.timings is not None:
                 self.timings(name, time.perf_counter() - t0)
-            if not _put(q_out, out, self.stop):
+            if not self._put(i + 1, out):
                 return
 
     def __iter__(self) -> Iterator[Any]:
@@ -207,13 +230,29 @@ class Runner:
         finally:
             self.close()
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop every thread and wait for them (each polls the stop event)."""
+    @property
+    def source_stopped(self) -> bool:
+        """Whether the thread that iterates the source has ended (or never started)."""
+        return not self.threads[0].is_alive()
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Stop every thread and wait for them (each polls the stop event) until `timeout`
+        seconds (default `stop_timeout_s`) after the first call; later calls wait no longer.
+        True when the source's thread has ended, so the source may be closed; False, logged,
+        when it is still inside the source (a read that does not return): the caller must
+        then leave the source open."""
         self.stop.set()
-        deadline = time.monotonic() + timeout
+        if self._deadline is None:
+            timeout = self.stop_timeout_s if timeout is None else timeout
+            self._deadline = time.monotonic() + timeout
         for t in self.threads:
             if t.is_alive():
-                t.join(max(0.0, deadline - time.monotonic()))
+                t.join(max(0.0, self._deadline - time.monotonic()))
+        stuck = [t.name for t in self.threads if t.is_alive()]
+        if stuck and not self._warned:
+            self._warned = True
+            log.warning("threads still running after the stop: %s", ", ".join(stuck))
+        return self.source_stopped
 
 
 def run_stages(source: Iterable, stages: Sequence[tuple[str, Callable[[Any], Any]]],

@@ -4,12 +4,15 @@
 
 Threads: capture, track, and render when a sink wants the overlay; the sinks run in the
 caller's thread (where a GUI window must live). Whatever happens (a stage fails, Ctrl-C, a
-window is closed), every output is closed and holds every frame processed so far, the source
-is released after the threads that read it have stopped, and `stats` counts what was done.
+window is closed), every output is closed and holds every frame processed so far, and
+`stats` counts what was done. The source is released only after the thread that reads it has
+stopped: the pipeline is stopped first, and a source thread still inside a read after the
+runner's stop timeout is logged and the source left open (never released under a read).
 The caller decides what an exception means (the CLI maps them to exit codes).
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +20,14 @@ from typing import TextIO
 
 from tracker.runtime.sinks import Sinks, StopRequested, draw_overlay
 
+log = logging.getLogger("tracker")
+
 
 @dataclass
 class RunStats:
     """What one run did: frames delivered, frames with a face, detector runs, wall time,
-    frames a live source dropped, and the source's skip messages."""
+    frames a live run dropped (in all its queues), and the source's skip messages.
+    `source_released` is False when the source was left open because a thread still read it."""
 
     frames: int = 0
     with_face: int = 0
@@ -29,6 +35,7 @@ class RunStats:
     wall_s: float = 0.0
     dropped: int = 0
     skipped: list[str] = field(default_factory=list)
+    source_released: bool = False
 
     @property
     def fps(self) -> float:
@@ -67,8 +74,9 @@ class Run:
         bar = self._bar()
         t0 = time.perf_counter()
         close_error: Exception | None = None
+        frames = tracker.track_frames(self.source, self._stages())
         try:
-            for item in tracker.track_frames(self.source, self._stages()):
+            for item in frames:
                 frame, result = item[0], item[1]
                 overlay = item[2] if len(item) > 2 else None
                 with tracker.timings.measure("write"):
@@ -83,6 +91,7 @@ class Run:
         except StopRequested:  # the window was closed
             pass
         finally:
+            frames.close()  # stops the pipeline's threads and waits for them
             stats.wall_s = time.perf_counter() - t0
             if bar is not None:
                 bar.close()
@@ -90,10 +99,20 @@ class Run:
                 self.sinks.close()
             except Exception as e:  # noqa: BLE001 - raised below unless something else was
                 close_error = e
-            self.source.close()
+            stats.source_released = self._release_source()
             tracker.close()
             stats.skipped = list(getattr(self.source, "skipped", []))
             stats.dropped = getattr(getattr(tracker, "runner", None), "dropped", 0)
         if close_error is not None:
             raise RuntimeError(f"could not finish an output: {close_error}") from close_error
         return stats
+
+    def _release_source(self) -> bool:
+        """Close the source once the thread reading it has stopped; else log and leave it."""
+        runner = getattr(self.tracker, "runner", None)
+        if runner is not None and not runner.close():
+            log.warning("%s: still being read after the stop; left open rather than released "
+                        "under a read", getattr(self.source, "description", "the source"))
+            return False
+        self.source.close()
+        return True

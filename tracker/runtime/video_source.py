@@ -1,12 +1,16 @@
 """Video files and streams decoded with PyAV."""
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from pathlib import Path
 from typing import Iterator
 
 from tracker.core.images import to_rgb
 from tracker.runtime.frames import Frame, Source, SourceError, reason
+
+log = logging.getLogger("tracker")
 
 #: Decoding stops after this many consecutive undecodable packets (a corrupt tail).
 MAX_CONSECUTIVE_ERRORS = 25
@@ -50,6 +54,8 @@ class VideoSource(Source):
         self.size_hw = (self.stream.height, self.stream.width)
         self.frames_declared = int(self.stream.frames or 0)
         self.has_audio = bool(self._container.streams.audio)
+        self._lock = threading.Lock()  # held while demuxing and decoding: close() waits for it
+        self._closed = False
 
     @property
     def description(self) -> str:
@@ -64,8 +70,11 @@ class VideoSource(Source):
         packets = self._container.demux(self.stream)
         while True:
             try:
-                packet = next(packets)
-                decoded = packet.decode()
+                with self._lock:
+                    if self._closed:
+                        return
+                    packet = next(packets)
+                    decoded = packet.decode()
             except StopIteration:
                 break
             except (av.error.FFmpegError, ValueError) as e:
@@ -94,5 +103,15 @@ class VideoSource(Source):
             self.skipped.append(f"{self.path}: the file declares {self.frames_declared} frames, "
                                 f"only {index} could be decoded (truncated file?)")
 
-    def close(self) -> None:
-        self._container.close()
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the file once a decode in progress has returned (safe to call twice); one
+        still running after `timeout` seconds is logged and the file left open to it."""
+        self._closed = True
+        if not self._lock.acquire(timeout=timeout):
+            log.warning("%s: still decoding %.1f s after the stop; not closed under it", self.path,
+                        timeout)
+            return
+        try:
+            self._container.close()
+        finally:
+            self._lock.release()

@@ -1,15 +1,19 @@
 """Live sources: a camera's failed reads judged by time (a hiccup passes, a slow first frame
 is waited for, a stopped camera is reopened or reported lost), on a fake camera and a fake
-clock."""
+clock; and bounded latency: every queue of a live run keeps the newest frame, so a slow sink
+sees fresh frames."""
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 
 import numpy as np
 import pytest
 
 from tracker.runtime.camera_source import CameraConfig, CameraSource
-from tracker.runtime.frames import SourceError, SourceLost
+from tracker.runtime.frames import Frame, SourceError, SourceLost
+from tracker.runtime.pipeline import Runner
 
 FRAME_S = 1 / 30
 
@@ -166,3 +170,70 @@ def test_property_numbers_are_opencvs():
 
     assert (cs.PROP_WIDTH, cs.PROP_HEIGHT, cs.PROP_FPS) == (
         cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT, cv2.CAP_PROP_FPS)
+
+
+def test_close_never_releases_the_camera_under_a_read(caplog):
+    entered, unblock = threading.Event(), threading.Event()
+
+    class Blocking(FakeCamera):
+        def read(self):
+            if self.reads >= 2:
+                entered.set()
+                unblock.wait()
+            return super().read()
+
+    clock = Clock()
+    src, made = camera(clock, Blocking(clock))
+    it = iter(src)
+    next(it)
+    reader = threading.Thread(target=lambda: list(it))
+    reader.start()
+    assert entered.wait(5)
+    src.close(timeout=0.05)  # the read is blocked: the camera stays with it
+    assert not made[0].released and "not released under it" in caplog.text
+    unblock.set()
+    reader.join(5)
+    assert not reader.is_alive()  # the read returned, the stream saw the close and ended
+    src.close()
+    assert made[0].released
+
+
+# -- bounded latency ---------------------------------------------------------------------------
+class SinkClock:
+    """A fake clock that advances one unit per frame the slow sink writes."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+
+def _fast_live_source(clock: SinkClock, stop: threading.Event):
+    """Frames stamped with the fake clock, as fast as the machine allows, until `stop`."""
+    image = np.zeros((2, 2, 3), np.uint8)
+    for i in itertools.count():
+        if stop.is_set():
+            return
+        time.sleep(0.0005)
+        yield Frame(i, clock.now, image)
+
+
+@pytest.mark.parametrize("queue_size", [1, 4])
+def test_a_slow_sink_sees_fresh_frames_from_a_live_source(queue_size):
+    clock, stop = SinkClock(), threading.Event()
+    stages = [("track", lambda f: f), ("render", lambda f: f)]
+    runner = Runner(_fast_live_source(clock, stop), stages, queue_size=queue_size, live=True)
+    ages, indices = [], []
+    for frame in runner:
+        ages.append(clock.now - frame.timestamp)  # in sink writes
+        indices.append(frame.index)
+        time.sleep(0.02)  # the slow sink
+        clock.now += 1
+        if len(ages) == 25:
+            stop.set()
+            break
+    runner.close()
+    assert indices == sorted(indices)
+    # newest wins in every queue: a frame reaching the sink was made during the sink's last
+    # write or the one before; queues that held on to old frames would age them by about
+    # one write per queued item (several writes here).
+    assert max(ages[3:]) <= 2, ages
+    assert runner.dropped > 0 and sum(runner.drops) == runner.dropped
