@@ -250,6 +250,21 @@ def test_tracker_options_reach_the_config():
     assert config_from_args(off).max_shape_residual is None
 
 
+def test_the_webcam_smooths_by_default_and_track_stays_raw():
+    from tracker.cli.options import config_from_args
+
+    def smooth(*argv):
+        return config_from_args(build_parser().parse_args(list(argv))).smooth
+
+    assert smooth("webcam") is True
+    assert smooth("webcam", "--no-smooth") is False
+    assert smooth("webcam", "--smooth") is True
+    assert smooth("track", "in.mp4") is False
+    assert smooth("track", "in.mp4", "--smooth") is True
+    with pytest.raises(SystemExit):  # --no-smooth is the webcam's alone
+        build_parser().parse_args(["track", "in.mp4", "--no-smooth"])
+
+
 class _UnpluggedCamera:
     """A capture object that delivers `frames` of the clip (BGR) and then nothing, ever."""
 

@@ -40,7 +40,11 @@ def add_commands(sub, epilog: str) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     output_args(p)
     tracker_args(p)
-    p.set_defaults(func=cmd_webcam)
+    # a live overlay is judged by its steadiness: One-Euro smoothing is on by default here
+    # (track and the evaluations stay raw, --smooth to opt in)
+    p.add_argument("--no-smooth", dest="smooth", action="store_false",
+                   help="raw points, no One-Euro smoothing (the webcam smooths by default)")
+    p.set_defaults(func=cmd_webcam, smooth=True)
 
     p = sub.add_parser("info", help="backends, devices and the model's metadata")
     p.add_argument("--model", default=None, help="model file (default: the bundled rt-m)")
