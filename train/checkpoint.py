@@ -3,7 +3,9 @@ what describes them), written atomically, read with `weights_only=True`; and the
 of a new run from another run's weights.
 
 last.pt: model, opt, sched, epoch, step_in_epoch, best, rng, torch_rng, model_config, codec,
-train_config. best.pt: model, model_config, codec, epoch, best, train_config.
+train_config, and from a data-parallel run also rank_rngs (see `train.loop`). best.pt: model,
+model_config, codec, epoch, best, train_config. The model's tensors are stored on the CPU;
+`load` maps every tensor there.
 """
 from __future__ import annotations
 

@@ -4,6 +4,11 @@
     python -m train rt                              # the real-time model's recipe
     python -m train paper --set out=runs/paper      # the paper's recipe
     python -m train --config runs/rt-m/config.json  # reproduce (or resume) a run
+    torchrun --standalone --nproc_per_node=4 -m train --config runs/rt-m/config.json
+                                                    # the same, data-parallel on 4 GPUs or processes
+
+Under torchrun the global batch stays `batch` faces, split over the ranks (see
+`train.distributed`); rank 0 writes the run folder and decides when --max-minutes is up.
 """
 from __future__ import annotations
 
@@ -52,14 +57,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: crop cache {cfg.cache} not found; build it with "
               f"`python -m train.cache DATA_ROOT -o {cfg.cache}`", file=sys.stderr)
         return 2
+    from train.distributed import from_env, shutdown
     from train.loop import Trainer
 
-    print(json.dumps(asdict(cfg)))
+    dist = from_env()
     try:
-        Trainer(cfg).fit(None if a.max_minutes is None else a.max_minutes * 60)
+        if dist.is_main:
+            print(json.dumps(asdict(cfg)))
+        Trainer(cfg, dist=dist).fit(None if a.max_minutes is None else a.max_minutes * 60)
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint is kept, run again to resume", file=sys.stderr)
         return 130
+    finally:
+        shutdown(dist)
     return 0
 
 

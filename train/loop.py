@@ -6,6 +6,14 @@ A run lives in one folder: config.json, metrics.csv (one row per epoch), last.pt
 optimiser, schedule, epoch, step and random state, written every `checkpoint_every` steps and
 at each epoch's end) and best.pt (lowest validation NME). Starting a run whose folder holds a
 last.pt resumes it where it stopped.
+
+Data parallelism (`train.distributed`, under torchrun): every step's global batch of
+`cfg.batch` faces is drawn by every rank from the same stream (`batch_rng`, seeded alike) and
+each rank trains on its slice, augmented from its own stream (`rng`); the losses divide by the
+global batch's weight sum, batch norm uses the global batch's statistics, and DDP averages the
+gradients, so that a step equals one process's step on the whole batch (up to rounding).
+Rank 0 alone writes the run folder; last.pt then also keeps every rank's augmentation stream
+(`rank_rngs`), and every rank resumes from rank 0's last.pt.
 """
 from __future__ import annotations
 
@@ -26,8 +34,9 @@ from train import checkpoint
 from train.augment import AugmentConfig, augment_batch, canonical_transform
 from train.cache import Cache
 from train.config import TrainConfig
+from train.distributed import SINGLE, Dist, threads_per_rank, training_module
 from train.loss import heatmap_l2, siamese_l2
-from train.sampling import draw_batch, sampling_weights, split
+from train.sampling import augment_rng, draw_batch, rank_slice, sampling_weights, split
 from train.targets import branch_to_canonical, heatmap_targets, label_weights, to_tensor, unmirror
 from train.validation import validate
 
@@ -46,12 +55,16 @@ def append_row(path: Path, row: dict) -> None:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, cache: Cache | None = None,
-                 model_config: ModelConfig | None = None):
-        """`model_config` overrides the preset's architecture (tests use tiny models)."""
-        self.cfg = cfg
-        torch.set_num_threads(cfg.threads)
+                 model_config: ModelConfig | None = None, dist: Dist = SINGLE):
+        """`model_config` overrides the preset's architecture (tests use tiny models); `dist`
+        is this process's place in a data-parallel run (`train.distributed.from_env`)."""
+        if cfg.batch % dist.world:
+            raise ValueError(f"batch {cfg.batch} does not split over {dist.world} ranks")
+        self.cfg, self.dist = cfg, dist
+        torch.set_num_threads(threads_per_rank(cfg.threads, dist.local_world))
         self.out = Path(cfg.out)
-        self.out.mkdir(parents=True, exist_ok=True)
+        if dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
         self.mc = model_config or PRESETS[cfg.preset]
         self.codec = HeatmapCodec(self.mc.input_hw, self.mc.heatmap_hw, cfg.sigma, cfg.encoding)
         self.cache = cache if cache is not None else Cache.load(Path(cfg.cache))
@@ -59,26 +72,55 @@ class Trainer:
         self.p = sampling_weights(self.cache, self.train_idx, cfg)
         self.loss_w = label_weights(self.cache, cfg)
         torch.manual_seed(cfg.seed)
-        self.model = FAN(self.mc)
+        self.model = FAN(self.mc).to(dist.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.sched = torch.optim.lr_scheduler.MultiStepLR(self.opt, list(cfg.milestones), cfg.gamma)
-        self.rng = np.random.default_rng(cfg.seed)
+        # one process: one stream draws the batches and augments them; under DDP the batch
+        # stream is shared (same seed on every rank) and each rank augments from its own
+        if dist.parallel:
+            self._batch_rng = np.random.default_rng(cfg.seed)
+            self.rng = augment_rng(cfg.seed, dist.rank, dist.world)
+        else:
+            self.rng = np.random.default_rng(cfg.seed)
         self.aug = AugmentConfig(**cfg.augment)
         self.epoch, self.step_in_epoch, self.best = 0, 0, float("inf")
-        if (self.out / "last.pt").exists():
-            self._resume(checkpoint.load(self.out / "last.pt"))
-        elif cfg.init:
+        last = self.out / "last.pt"
+        state = dist.broadcast(checkpoint.load(last) if dist.is_main and last.exists() else None)
+        if state is not None:
+            self._resume(state)
+        elif cfg.init and dist.is_main:  # the other ranks get these weights when DDP wraps the model
             self.init_report = checkpoint.init_from(self.model, Path(cfg.init))
-        cfg.save(self.out / "config.json")
+        if dist.is_main:
+            cfg.save(self.out / "config.json")
+        self.net = training_module(self.model, dist)
+
+    @property
+    def batch_rng(self) -> np.random.Generator:
+        """The random stream that draws the global batches."""
+        return self._batch_rng if self.dist.parallel else self.rng
 
     # -- checkpoints -------------------------------------------------------------------------
     def _state(self) -> dict:
-        return {"model": self.model.state_dict(), "opt": self.opt.state_dict(),
+        model = self.model.state_dict()
+        if self.dist.device.type != "cpu":
+            model = {k: v.cpu() for k, v in model.items()}
+        return {"model": model, "opt": self.opt.state_dict(),
                 "sched": self.sched.state_dict(), "epoch": self.epoch,
                 "step_in_epoch": self.step_in_epoch, "best": self.best,
-                "rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                "rng": self.batch_rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                 "model_config": self.mc.to_dict(), "codec": self.codec.to_dict(),
                 "train_config": asdict(self.cfg)}
+
+    def _save_last(self) -> None:
+        """last.pt, by rank 0; under DDP with every rank's augmentation stream (a collective:
+        every rank calls this at the same step)."""
+        rank_rngs = self.dist.gather(self.rng.bit_generator.state) if self.dist.parallel else None
+        if not self.dist.is_main:
+            return
+        state = self._state()
+        if rank_rngs is not None:
+            state["rank_rngs"] = rank_rngs
+        checkpoint.save(state, self.out / "last.pt")
 
     def _resume(self, s: dict) -> None:
         self.model.load_state_dict(s["model"])
@@ -88,38 +130,51 @@ class Trainer:
         self.sched.milestones = Counter(self.cfg.milestones)
         self.sched.gamma = self.cfg.gamma
         self.epoch, self.step_in_epoch, self.best = s["epoch"], s["step_in_epoch"], s["best"]
-        self.rng.bit_generator.state = s["rng"]
+        self.batch_rng.bit_generator.state = s["rng"]
+        if self.dist.parallel:
+            own = s.get("rank_rngs")
+            if own is not None and len(own) == self.dist.world:
+                self.rng.bit_generator.state = own[self.dist.rank]
+            else:  # resumed on another number of ranks: fresh augmentation streams
+                self.rng = augment_rng(self.cfg.seed, self.dist.rank, self.dist.world,
+                                       self.epoch, self.step_in_epoch)
         torch.set_rng_state(s["torch_rng"])
 
     # -- one step ------------------------------------------------------------------------------
     def train_step(self, idx: np.ndarray) -> float:
-        w = torch.as_tensor(self.loss_w[self.cache.source[idx]], dtype=torch.float32)
-        self.model.train()
+        """One optimiser step on the global batch `idx` (B,) of face indices, of which this
+        rank trains on its slice; returns the loss of the global batch."""
+        d = self.dist
+        mine = rank_slice(idx, d.rank, d.world)
+        w = torch.as_tensor(self.loss_w[self.cache.source[mine]], dtype=torch.float32).to(d.device)
+        total = float(self.loss_w[self.cache.source[idx]].sum()) / d.world if d.parallel else None
+        self.net.train()
         if not self.cfg.siamese:
-            imgs, pts, _ = augment_batch(self.rng, self.cache, idx, self.aug, self.mc.input_hw[0])
-            outs = self.model.forward_all(to_tensor(imgs, self.mc))
-            target = heatmap_targets(self.codec, pts)
-            loss = sum(heatmap_l2(o, target, w) for o in outs)
+            imgs, pts, _ = augment_batch(self.rng, self.cache, mine, self.aug, self.mc.input_hw[0])
+            outs = self.net(to_tensor(imgs, self.mc).to(d.device))
+            target = heatmap_targets(self.codec, pts).to(d.device)
+            loss = sum(heatmap_l2(o, target, w, total=total) for o in outs)
         else:
-            loss = self._siamese_loss(idx, w)
+            loss = self._siamese_loss(mine, w, total)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        return float(loss.detach())
+        return d.mean(float(loss.detach()))
 
-    def _siamese_loss(self, idx: np.ndarray, w: torch.Tensor) -> torch.Tensor:
+    def _siamese_loss(self, idx: np.ndarray, w: torch.Tensor, total: float | None) -> torch.Tensor:
         """Two augmentations of each face; each branch's heatmaps are warped back to the
         un-augmented (canonical) crop, summed and compared with the canonical target."""
-        side = self.mc.input_hw[0]
+        side, device = self.mc.input_hw[0], self.dist.device
         a_img, _, a_m = augment_batch(self.rng, self.cache, idx, self.aug, side)
         b_img, _, b_m = augment_batch(self.rng, self.cache, idx, self.aug, side)
-        outs = self.model.forward_all(to_tensor(np.concatenate([a_img, b_img]), self.mc))
+        outs = self.net(to_tensor(np.concatenate([a_img, b_img]), self.mc).to(device))
         canon = canonical_transform(side)
-        target = heatmap_targets(self.codec, apply(canon, self.cache.points[idx]))
+        target = heatmap_targets(self.codec, apply(canon, self.cache.points[idx])).to(device)
         a_to_ref = branch_to_canonical(self.codec, canon, a_m)
         b_to_ref = branch_to_canonical(self.codec, canon, b_m)
         n = len(idx)
-        return sum(siamese_l2(unmirror(o[:n], a_m), unmirror(o[n:], b_m), a_to_ref, b_to_ref, target, w)
+        return sum(siamese_l2(unmirror(o[:n], a_m), unmirror(o[n:], b_m), a_to_ref, b_to_ref, target, w,
+                              total=total)
                    for o in outs)
 
     # -- validation ---------------------------------------------------------------------------
@@ -129,37 +184,41 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, max_seconds: float | None = None) -> Path:
-        """Train until `cfg.epochs` or `max_seconds`; returns the run folder."""
-        cfg = self.cfg
+        """Train until `cfg.epochs` or `max_seconds` (rank 0's clock and limit decide for every
+        rank); returns the run folder."""
+        cfg, main = self.cfg, self.dist.is_main
         steps = cfg.samples_per_epoch // cfg.batch
         t_start = time.time()
         while self.epoch < cfg.epochs:
             bar = tqdm(total=steps, initial=self.step_in_epoch, desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
-                       unit="step", dynamic_ncols=True, mininterval=5)
+                       unit="step", dynamic_ncols=True, mininterval=5, disable=not main)
             losses, t0 = [], time.time()
             while self.step_in_epoch < steps:
-                losses.append(self.train_step(draw_batch(self.rng, self.train_idx, self.p, cfg.batch)))
+                losses.append(self.train_step(draw_batch(self.batch_rng, self.train_idx, self.p, cfg.batch)))
                 self.step_in_epoch += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
                 if self.step_in_epoch % cfg.checkpoint_every == 0:
-                    checkpoint.save(self._state(), self.out / "last.pt")
-                if max_seconds is not None and time.time() - t_start > max_seconds:
+                    self._save_last()
+                if self.dist.decide(max_seconds is not None and time.time() - t_start > max_seconds):
                     bar.close()
-                    checkpoint.save(self._state(), self.out / "last.pt")
+                    self._save_last()
                     return self.out
             bar.close()
             row = {"epoch": self.epoch + 1, "lr": self.opt.param_groups[0]["lr"],
                    "loss": float(np.mean(losses)) if losses else float("nan"),
                    "faces_per_s": len(losses) * cfg.batch / max(time.time() - t0, 1e-9)}
-            row.update(self.validate())
+            row.update(self.dist.broadcast(self.validate() if main else None))
             self.epoch += 1
             self.step_in_epoch = 0
             self.sched.step()
             if row["val_nme"] < self.best:
                 self.best = row["val_nme"]
-                checkpoint.save_best(self._state(), self.out / "best.pt")
-            checkpoint.save(self._state(), self.out / "last.pt")
-            append_row(self.out / "metrics.csv", row)
-            tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+                if main:
+                    checkpoint.save_best(self._state(), self.out / "best.pt")
+            self._save_last()
+            if main:
+                append_row(self.out / "metrics.csv", row)
+                tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                    for k, v in row.items()))
         return self.out

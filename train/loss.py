@@ -1,6 +1,11 @@
 """Heatmap losses: L2 on targets from the codec, and the Siamese consistency loss (paper eq. 6).
 
 Shapes: heatmaps (B, K, h, w); per-sample weights (B,); point masks (B, K).
+
+Both losses are weighted means over the batch: the sum of the weighted per-sample errors over
+`total`, by default `weight.sum()`. A data-parallel rank that holds a slice of the global
+batch passes `total` = the global batch's weight sum / world size, so that DDP's mean of the
+ranks' gradients is the gradient of the global batch's loss (see `train.loop`).
 """
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import torch.nn.functional as F
 
 
 def heatmap_l2(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
-               mask: torch.Tensor | None = None) -> torch.Tensor:
+               mask: torch.Tensor | None = None, total: float | None = None) -> torch.Tensor:
     """Weighted mean over samples of the per-map summed squared error, averaged over points."""
     err = ((pred - target) ** 2).sum((-1, -2))  # (B, K)
     if mask is not None:
@@ -18,7 +23,12 @@ def heatmap_l2(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
         per_sample = err.sum(-1) / mask.sum(-1).clamp(min=1)
     else:
         per_sample = err.mean(-1)
-    return (per_sample * weight).sum() / weight.sum().clamp(min=1e-8)
+    return (per_sample * weight).sum() / _total(weight, total)
+
+
+def _total(weight: torch.Tensor, total: float | None) -> torch.Tensor | float:
+    """What a weighted batch mean divides by: `total`, or the batch's own weight sum."""
+    return weight.sum().clamp(min=1e-8) if total is None else max(total, 1e-8)
 
 
 def affine_grid_for(m_src_to_dst: np.ndarray, src_hw: tuple[int, int],
@@ -50,11 +60,12 @@ def warp_heatmaps(hm: torch.Tensor, m_src_to_dst: np.ndarray, dst_hw: tuple[int,
 
 
 def siamese_l2(pred_a: torch.Tensor, pred_b: torch.Tensor, m_a_to_ref: np.ndarray,
-               m_b_to_ref: np.ndarray, target_ref: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+               m_b_to_ref: np.ndarray, target_ref: torch.Tensor, weight: torch.Tensor,
+               total: float | None = None) -> torch.Tensor:
     """Paper eq. 6: both branches' heatmaps warped back to the reference frame and summed; the
     L2 is taken between the sum and twice the reference target, on pixels both branches see."""
     wa, ma = warp_heatmaps(pred_a, m_a_to_ref, target_ref.shape[-2:])
     wb, mb = warp_heatmaps(pred_b, m_b_to_ref, target_ref.shape[-2:])
     mask = ma * mb
     err = (((wa + wb - 2 * target_ref) * mask) ** 2).sum((-1, -2)).mean(-1)  # (B,)
-    return (err * weight).sum() / weight.sum().clamp(min=1e-8)
+    return (err * weight).sum() / _total(weight, total)

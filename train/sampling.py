@@ -4,6 +4,9 @@ Validation is a fixed share of the human identity groups (source image or person
 a hash of the group name so that it never moves between runs. Training faces are drawn with
 replacement, by weight: each source has its share of the batches (`TrainConfig.source_weights`)
 and, within the video source, each clip has an equal share.
+
+Under data parallelism every rank draws the same global batch (the same stream, seeded alike)
+and trains on its slice (`rank_slice`), augmented from a stream of its own (`augment_rng`).
 """
 from __future__ import annotations
 
@@ -45,3 +48,18 @@ def sampling_weights(cache: Cache, idx: np.ndarray, cfg: TrainConfig) -> np.ndar
 def draw_batch(rng: np.random.Generator, idx: np.ndarray, p: np.ndarray, batch: int) -> np.ndarray:
     """(batch,) face indices drawn from `idx` with replacement, face i with probability p[i]."""
     return rng.choice(idx, batch, p=p)
+
+
+def rank_slice(idx: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """Rank `rank`'s share of a global batch `idx` (B,) split over `world` ranks: the
+    contiguous (B / world,) slice, in rank order; B must divide by `world`."""
+    if len(idx) % world:
+        raise ValueError(f"a batch of {len(idx)} does not split over {world} ranks")
+    b = len(idx) // world
+    return idx[rank * b:(rank + 1) * b]
+
+
+def augment_rng(seed: int, rank: int, world: int, epoch: int = 0, step: int = 0) -> np.random.Generator:
+    """Rank `rank`'s augmentation stream in a run of `world` ranks: independent of the other
+    ranks' and of the batch stream; `epoch` and `step` seed a fresh one mid-run."""
+    return np.random.default_rng(np.random.SeedSequence([seed, epoch, step]).spawn(world)[rank])

@@ -51,5 +51,5 @@ def unmirror(hm: torch.Tensor, m: np.ndarray, scheme: LandmarkScheme = IBUG68) -
     """(B, K, h, w) heatmaps of a branch whose (B, 2, 3) transforms `m` may mirror: the maps of
     mirrored samples are relabelled back with the scheme's flip permutation (the mirror itself
     is undone by `branch_to_canonical`)."""
-    mirrored = np.linalg.det(m[:, :, :2]) < 0
-    return torch.where(torch.as_tensor(mirrored)[:, None, None, None], hm[:, list(scheme.flip)], hm)
+    mirrored = torch.as_tensor(np.linalg.det(m[:, :, :2]) < 0, device=hm.device)  # (B,)
+    return torch.where(mirrored[:, None, None, None], hm[:, list(scheme.flip)], hm)

@@ -20,13 +20,14 @@ def validate(model: FAN, codec: HeatmapCodec, cache: Cache, idx: np.ndarray, bat
     val_median, val_auc@0.08, val_fr@0.08, val_auc@0.10, val_fr@0.10 (NaN NME when `idx` is
     empty)."""
     mc = model.config
+    device = next(model.parameters()).device
     model.eval()
     canon = canonical_transform(mc.input_hw[0])
     errs = []
     for s in range(0, len(idx), batch):
         b = idx[s:s + batch]
         imgs = np.stack([warp(cache.images[i], canon, mc.input_hw) for i in b])
-        hm = model(to_tensor(imgs, mc)).numpy()
+        hm = model(to_tensor(imgs, mc).to(device)).cpu().numpy()
         xy, _ = codec.decode(hm)
         errs.append(nme(xy, apply(canon, cache.points[b])))
     e = np.concatenate(errs) if errs else np.zeros(0)

@@ -53,3 +53,13 @@ def test_heatmap_l2_weights_and_masks():
     assert heatmap_l2(p, t, torch.tensor([0.0, 1.0])) == 0.0
     mask = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
     assert heatmap_l2(p, t, torch.tensor([1.0, 0.0]), mask) == 16.0
+
+
+def test_a_slice_of_a_batch_divides_by_the_given_total():
+    t = torch.zeros(4, 3, 4, 4)
+    p = torch.rand(4, 3, 4, 4)
+    w = torch.tensor([1.0, 0.5, 1.0, 1.0])
+    whole = heatmap_l2(p, t, w)
+    # two halves with the global weight sum over 2: the mean of their losses is the whole's
+    halves = [heatmap_l2(p[s], t[s], w[s], total=float(w.sum()) / 2) for s in (slice(0, 2), slice(2, 4))]
+    assert torch.allclose((halves[0] + halves[1]) / 2, whole)
