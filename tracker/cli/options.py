@@ -23,9 +23,10 @@ def tracker_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--every", type=int, default=10, metavar="N",
                    help="re-detect faces every N frames (default 10; tracks that are lost are "
                         "re-detected at once)")
-    g.add_argument("--detector", default="short", choices=list(CHOICES),
-                   help="BlazeFace model: short (faces within ~2 m, default), full (small "
-                        "faces), auto (full where short finds nothing)")
+    g.add_argument("--detector", default="both", choices=list(CHOICES),
+                   help="BlazeFace model: both (short and full range merged, default: finds "
+                        "small faces beside large ones), short (faces within ~2 m), full "
+                        "(small faces), auto (full where short finds nothing)")
     g.add_argument("--max-faces", type=int, default=4, help="most faces tracked (default 4)")
     g.add_argument("--min-score", type=float, default=0.5, help="detection score threshold")
     g.add_argument("--lost-threshold", type=float, default=None,

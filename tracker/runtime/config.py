@@ -19,7 +19,8 @@ class TrackerConfig:
     model: model file (.onnx, or .pt for the torch backends); None = the bundled model.
     backend: "onnxruntime" | "torch" | "torch-cuda" | "tensorrt".
     threads: onnxruntime intra-op threads (None: its default).
-    detector: BlazeFace "short" (faces within ~2 m), "full" (small faces) or "auto".
+    detector: BlazeFace "both" (short and full range merged), "short" (faces within ~2 m),
+        "full" (small faces) or "auto" (full where short finds nothing).
     detect_every: re-detect every N frames (N >= 1) to pick up new faces.
     max_faces: most faces tracked at once.
     min_detection_score: BlazeFace score threshold.
@@ -57,7 +58,7 @@ class TrackerConfig:
     model: str | None = None
     backend: str = "onnxruntime"
     threads: int | None = None
-    detector: str = "short"
+    detector: str = "both"
     detect_every: int = 10
     max_faces: int = 4
     min_detection_score: float = 0.5

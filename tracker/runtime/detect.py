@@ -16,7 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 
 MODELS = {"short": 0, "full": 1}  # mediapipe's model_selection: short range (< 2 m), full range
-CHOICES = ("short", "full", "auto")  # auto: short range, full range where short finds nothing
+#: auto: short range, full range where short finds nothing; both: short and full range on
+#: every detection, merged (full range finds small faces beside large ones that short misses)
+CHOICES = ("short", "full", "auto", "both")
+#: Of a short- and a full-range box overlapping by this IoU, the short one is kept (its box
+#: mapping is the more accurate: see CALIBRATION).
+MERGE_IOU = 0.3
 KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth_centre", "right_ear", "left_ear")
 
 
@@ -95,7 +100,7 @@ class FaceDetector:
 
         self.model = model
         self.min_score = float(min_score)
-        names = ("short", "full") if model == "auto" else (model,)
+        names = ("short", "full") if model in ("auto", "both") else (model,)
         self._stages = [(mp.solutions.face_detection.FaceDetection(
             model_selection=MODELS[n], min_detection_confidence=self.min_score),
             CALIBRATION[n] if mapping is None else mapping) for n in names]
@@ -106,6 +111,8 @@ class FaceDetector:
         if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
             raise ValueError(f"detect: expected an (H, W, 3) uint8 RGB image, got "
                              f"{image_rgb.shape} {image_rgb.dtype}")
+        if self.model == "both":
+            return _merge(*(self._run(s, m, image_rgb) for s, m in self._stages))
         for solution, mapping in self._stages:
             found = self._run(solution, mapping, image_rgb)
             if found:
@@ -142,3 +149,14 @@ class FaceDetector:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _merge(first: list[Detection], second: list[Detection]) -> list[Detection]:
+    """`first`'s detections, and `second`'s that overlap none of them (IoU < MERGE_IOU);
+    highest score first."""
+    from tracker.runtime.association import box_iou
+
+    if first and second:
+        iou = box_iou(np.stack([d.raw_box for d in second]), np.stack([d.raw_box for d in first]))
+        second = [d for d, row in zip(second, iou) if row.max() < MERGE_IOU]
+    return sorted(first + second, key=lambda d: -d.score)
