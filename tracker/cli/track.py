@@ -62,7 +62,10 @@ def build_sinks(args: argparse.Namespace, source, window: bool = False):
         if args.output:
             audio = getattr(source, "path", None) if getattr(source, "has_audio", False) else None
             rate = getattr(source, "rate", None) or source.fps
-            sinks.append(VideoSink(args.output, rate, audio_from=audio))
+            # a file's frame times count from its start (the audio's too); a camera's from
+            # its first frame
+            origin = None if getattr(source, "live", False) else 0.0
+            sinks.append(VideoSink(args.output, rate, audio_from=audio, origin=origin))
         if args.pts_dir:
             sinks.append(PtsSink(args.pts_dir))
         if args.csv:
@@ -153,7 +156,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     import tracker
     from tracker.core.modelfile import ModelFileError, read_onnx_info
-    from tracker.engines.backends import available_backends, resolve_model
+    from tracker.engines.registry import available_backends, resolve_model
 
     print(f"tracker {tracker.__version__} on Python {platform.python_version()}, "
           f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores")

@@ -1,10 +1,12 @@
 """What sources yield: `Frame`s, and the `Source` base with its error type.
 
-Every source yields `Frame`s: the frame index (0-based, in decoding order), a timestamp in
-seconds and the image as a C-contiguous (H, W, 3) uint8 RGB array (`tracker.core.images.to_rgb`
-is applied where frames enter). A frame that cannot be decoded or read is skipped and counted
-(`source.skipped`, one message per frame); a source that cannot be opened at all raises
-`SourceError`, whose message names the file or device and the problem.
+Every source yields `Frame`s: the frame index (0-based; a video's frames are numbered from
+their timestamps where the rate is constant, so an undecodable frame leaves a gap, see
+`tracker.runtime.video_source`), a timestamp in seconds and the image as a C-contiguous
+(H, W, 3) uint8 RGB array (`tracker.core.images.to_rgb` is applied where frames enter). A
+frame that cannot be decoded or read is skipped and counted (`source.skipped`, one message
+per frame); a source that cannot be opened at all raises `SourceError`, whose message names
+the file or device and the problem.
 """
 from __future__ import annotations
 
@@ -25,8 +27,9 @@ class SourceLost(SourceError):
 
 @dataclass(frozen=True)
 class Frame:
-    """One decoded frame: `index` 0-based in decoding order, `timestamp` in seconds,
-    `image` (H, W, 3) uint8 RGB C-contiguous, `name` the file stem for image folders."""
+    """One decoded frame: `index` 0-based (strictly increasing; gaps where a frame was lost),
+    `timestamp` in seconds, `image` (H, W, 3) uint8 RGB C-contiguous, `name` the file stem
+    for image folders."""
 
     index: int
     timestamp: float

@@ -79,14 +79,26 @@ def letterbox(image: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
 
 
 # -- video -----------------------------------------------------------------------------------
+#: Time base of the written video: each frame's time is its own timestamp to 1/60000 s (exact
+#: for 24, 25, 30, 50, 60 and the NTSC 30000/1001 and 60000/1001 rates; within MPEG-4 Part
+#: 2's 16-bit limit, for the mpeg4 fallback).
+TIME_BASE = Fraction(1, 60000)
+#: The least step between two frames' times (1 ms, as Matroska stores them), in TIME_BASE units.
+MIN_STEP = 60
+
+
 class VideoSink:
-    """The overlay frames as a video at `rate` frames per second (the input's, so the output
-    keeps its timing), H.264 where the container takes it; the audio of `audio_from` is copied
-    in (up to the last written frame) when it has any. Odd sizes are padded to even; frames of
-    another size than the first are letterboxed to it."""
+    """The overlay frames as a video, H.264 where the container takes it, each frame at its
+    own time: `frame.timestamp` less `origin` (None: the first frame's timestamp), in
+    `TIME_BASE` units, kept strictly increasing, so a variable frame rate or frames a live
+    run dropped keep their real timing (frames written without a `Frame` follow one another
+    at `rate`). `rate` (the input's) is the stream's nominal rate. The audio of `audio_from`
+    is copied in (up to the end of the last written frame) when it has any. Odd sizes are
+    padded to even; frames of another size than the first are letterboxed to it."""
 
     def __init__(self, path: str | os.PathLike, rate: float | Fraction = 30,
-                 audio_from: str | os.PathLike | None = None, crf: int = 20):
+                 audio_from: str | os.PathLike | None = None, crf: int = 20,
+                 origin: float | None = None):
         import av
 
         self.path = Path(path)
@@ -95,7 +107,9 @@ class VideoSink:
             raise SinkError(f"{self.path}: frame rate must be positive, got {rate}")
         self.audio_from = str(audio_from) if audio_from else None
         self.crf = crf
+        self.origin = origin
         self.frames = 0
+        self._last_pts = -1
         self.audio_packets = 0
         self._stream = None
         self._audio_in = self._audio_out = None
@@ -125,6 +139,7 @@ class VideoSink:
             raise SinkError(f"{self.path}: no video encoder for this container ({reason(last)})")
         s.width, s.height = w + w % 2, h + h % 2
         s.pix_fmt = "yuv420p"
+        s.codec_context.time_base = TIME_BASE
         if s.codec_context.name == "libx264":
             s.options = {"crf": str(self.crf), "preset": "veryfast"}
         self._stream = s
@@ -163,16 +178,28 @@ class VideoSink:
         if h % 2 or w % 2:
             img = np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-        vf.pts = self.frames
-        vf.time_base = 1 / self.rate
+        vf.pts = self._pts(frame)
+        vf.time_base = TIME_BASE
         for packet in self._stream.encode(vf):
             self._out.mux(packet)
         self.frames += 1
 
+    def _pts(self, frame: Frame | None) -> int:
+        """The presentation time of the next frame in `TIME_BASE` units (strictly increasing,
+        by `MIN_STEP` at least)."""
+        if frame is None:
+            pts = 0 if self._last_pts < 0 else self._last_pts + int(round(1 / (self.rate * TIME_BASE)))
+        else:
+            if self.origin is None:
+                self.origin = float(frame.timestamp)
+            pts = int(round((float(frame.timestamp) - self.origin) / TIME_BASE))
+        self._last_pts = max(pts, 0 if self._last_pts < 0 else self._last_pts + MIN_STEP)
+        return self._last_pts
+
     def _copy_audio(self) -> None:
         import av
 
-        end = self.frames / self.rate
+        end = self._last_pts * TIME_BASE + 1 / self.rate  # the end of the last frame
         ain = self._audio_in
         try:
             for packet in ain.demux(ain.streams.audio[0]):

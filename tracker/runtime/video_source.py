@@ -1,4 +1,12 @@
-"""Video files and streams decoded with PyAV."""
+"""Video files and streams decoded with PyAV.
+
+Frames are numbered from the stream's timestamps when it has a constant frame rate (the
+container's average rate equals its base rate) and timestamps: index = round((t - t_start) *
+fps), kept strictly increasing, so a packet that cannot be decoded leaves a gap instead of
+shifting every later frame's number (a 300VW label stays on its frame). Otherwise (variable
+rate, or no timestamps) frames are numbered in decoding order. A frame's timestamp is its
+presentation time in seconds since the stream's start (`FrameNumbers`).
+"""
 from __future__ import annotations
 
 import logging
@@ -14,6 +22,34 @@ log = logging.getLogger("tracker")
 
 #: Decoding stops after this many consecutive undecodable packets (a corrupt tail).
 MAX_CONSECUTIVE_ERRORS = 25
+
+
+class FrameNumbers:
+    """Numbers and times of a stream's frames, in the order they are decoded: call it with
+    each frame's presentation time in seconds (None when it has none) for (index, timestamp).
+
+    `rate`: the constant frame rate, or None (variable rate: decoding order); `origin`: the
+    stream's start time in seconds (None: the first frame's time); `fps`: the rate for
+    frames without a time. Indices are strictly increasing; timestamps are seconds since
+    `origin`.
+    """
+
+    def __init__(self, rate: float | None, origin: float | None, fps: float):
+        self.rate, self.origin, self.fps = rate, origin, fps
+        self.last = -1
+
+    def __call__(self, time_s: float | None) -> tuple[int, float]:
+        if time_s is None:
+            self.last += 1
+            return self.last, self.last / self.fps
+        if self.origin is None:
+            self.origin = time_s
+        t = time_s - self.origin
+        index = self.last + 1
+        if self.rate:
+            index = max(index, int(round(t * self.rate)))
+        self.last = index
+        return index, t
 
 
 class VideoSource(Source):
@@ -50,6 +86,9 @@ class VideoSource(Source):
         rate = self.stream.average_rate or self.stream.guessed_rate
         self.rate = rate if rate else None  # exact Fraction, for writing at the same rate
         self.fps = float(rate) if rate else 30.0
+        avg, base = self.stream.average_rate, self.stream.base_rate
+        #: frames numbered from their timestamps (else in decoding order); see the module doc
+        self.constant_rate = bool(avg and base and abs(float(avg) / float(base) - 1) < 1e-3)
         self.codec = codec
         self.size_hw = (self.stream.height, self.stream.width)
         self.frames_declared = int(self.stream.frames or 0)
@@ -65,8 +104,11 @@ class VideoSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         import av
 
-        index = 0
-        errors = 0
+        start = self.stream.start_time
+        tb = self.stream.time_base
+        numbers = FrameNumbers(self.fps if self.constant_rate else None,
+                               float(start * tb) if start is not None and tb else None, self.fps)
+        count = errors = 0
         packets = self._container.demux(self.stream)
         while True:
             try:
@@ -81,7 +123,7 @@ class VideoSource(Source):
                 if isinstance(e, av.error.EOFError):
                     break
                 errors += 1
-                self.skipped.append(f"{self.path}: undecodable data after frame {index} "
+                self.skipped.append(f"{self.path}: undecodable data after frame {numbers.last} "
                                     f"({reason(e)})")
                 if errors >= MAX_CONSECUTIVE_ERRORS:
                     self.skipped.append(f"{self.path}: gave up after {errors} consecutive "
@@ -90,18 +132,17 @@ class VideoSource(Source):
                 continue
             errors = 0
             for vf in decoded:
+                index, t = numbers(float(vf.time) if vf.time is not None else None)
                 try:
                     image = to_rgb(vf.to_ndarray(format="rgb24"))
                 except (ValueError, av.error.FFmpegError) as e:
                     self.skipped.append(f"{self.path}: frame {index} unusable ({reason(e)})")
-                    index += 1
                     continue
-                t = float(vf.time) if vf.time is not None else index / self.fps
                 yield Frame(index, t, image)
-                index += 1
-        if self.frames_declared and index < self.frames_declared:
+                count += 1
+        if self.frames_declared and count < self.frames_declared:
             self.skipped.append(f"{self.path}: the file declares {self.frames_declared} frames, "
-                                f"only {index} could be decoded (truncated file?)")
+                                f"only {count} could be decoded (truncated or damaged file?)")
 
     def close(self, timeout: float = 5.0) -> None:
         """Close the file once a decode in progress has returned (safe to call twice); one

@@ -2,6 +2,8 @@
 grey/RGBA/odd/corrupt images, and every kind of bad input."""
 from __future__ import annotations
 
+from fractions import Fraction
+
 import cv2
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from tracker.runtime.camera_source import CameraSource
 from tracker.runtime.capture import open_source
 from tracker.runtime.frames import Frame, SourceError
 from tracker.runtime.image_source import ImageFolderSource
-from tracker.runtime.video_source import VideoSource
+from tracker.runtime.video_source import FrameNumbers, VideoSource
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +123,93 @@ def test_absent_camera_raises():
 def test_frame_is_a_plain_record():
     f = Frame(3, 0.1, np.zeros((2, 2, 3), np.uint8))
     assert f.index == 3 and f.name is None
+
+
+def test_frame_numbers_follow_the_timestamps_at_a_constant_rate():
+    numbers = FrameNumbers(rate=30.0, origin=0.0, fps=30.0)
+    got = [numbers(t) for t in (0.0, 1 / 30, 3 / 30, 3.2 / 30, None, 10 / 30)]
+    assert [i for i, _ in got] == [0, 1, 3, 4, 5, 10]  # a gap, then strictly increasing
+    assert got[2][1] == pytest.approx(0.1) and got[4][1] == pytest.approx(5 / 30)
+    late = FrameNumbers(rate=25.0, origin=None, fps=25.0)  # no stream start: the first frame's
+    assert [late(t)[0] for t in (1.0, 1.04, 1.16)] == [0, 1, 4]
+    vfr = FrameNumbers(rate=None, origin=0.0, fps=30.0)  # variable rate: decoding order
+    got = [vfr(t) for t in (0.0, 0.1, 0.12, 0.5)]
+    assert [i for i, _ in got] == [0, 1, 2, 3] and got[3][1] == pytest.approx(0.5)
+
+
+def _damage_packet(src, dst, k: int):
+    """A copy of the video `src` whose k-th video packet (decoding order) is zeroed."""
+    import av
+
+    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+        s = o.add_stream_from_template(i.streams.video[0])
+        for n, p in enumerate(q for q in i.demux(video=0) if q.dts is not None):
+            if n == k:
+                bad = av.Packet(bytes(p.size))
+                bad.pts, bad.dts, bad.time_base, bad.is_keyframe = p.pts, p.dts, p.time_base, p.is_keyframe
+                p = bad
+            p.stream = s
+            o.mux(p)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def damaged_clip(tmp_path_factory):
+    """30 frames of the clip, H.264 intra-only, with packet 15 zeroed: frame 15 cannot be
+    decoded, every other frame can."""
+    import av
+
+    folder = tmp_path_factory.mktemp("damaged")
+    src = folder / "intra.mp4"
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("libx264", rate=30)
+        v.height, v.width, v.pix_fmt, v.options = 360, 640, "yuv420p", {"g": "1"}
+        for img in clip_frames()[:30]:
+            for p in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(p)
+        for p in v.encode():
+            out.mux(p)
+    return _damage_packet(src, folder / "damaged.mp4", 15)
+
+
+def test_frames_after_an_undecodable_packet_keep_their_numbers(damaged_clip):
+    src = VideoSource(damaged_clip)
+    assert src.constant_rate
+    frames = list(src)
+    src.close()
+    assert [f.index for f in frames] == [*range(15), *range(16, 30)]
+    assert [f.timestamp for f in frames] == pytest.approx([f.index / 30 for f in frames])
+    for f in frames[14:17]:  # the picture is the one the number says
+        assert np.abs(f.image.astype(int) - clip_frames()[f.index]).mean() < 6
+    assert any("undecodable data after frame 14" in m for m in src.skipped)
+    assert any("only 29 could be decoded" in m for m in src.skipped)
+
+
+def test_300vw_numbering_keeps_labels_on_their_frames(damaged_clip):
+    videos = pytest.importorskip("tracker.evaluation.videos")
+    numbers = [n for n, _ in videos.numbered_frames(damaged_clip, last_frame=30)]
+    assert numbers == [*range(1, 16), *range(17, 31)]  # 1-based: frame 16 is missing
+
+
+def test_a_variable_rate_video_is_numbered_in_decoding_order(tmp_path):
+    import av
+
+    times = [0.0, 0.033, 0.1, 0.12, 0.3, 0.31, 0.5]
+    path = tmp_path / "vfr.mp4"
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=30)
+        v.width = v.height = 64
+        v.pix_fmt = "yuv420p"
+        v.codec_context.time_base = Fraction(1, 1000)
+        for t in times:
+            f = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
+            f.pts, f.time_base = int(round(t * 1000)), Fraction(1, 1000)
+            for p in v.encode(f):
+                out.mux(p)
+        for p in v.encode():
+            out.mux(p)
+    src = VideoSource(path)
+    frames = list(src)
+    assert not src.constant_rate
+    assert [f.index for f in frames] == list(range(len(times)))
+    assert [f.timestamp for f in frames] == pytest.approx(times, abs=1e-3)

@@ -71,8 +71,8 @@ def test_letterbox_keeps_aspect():
 
 
 def test_video_keeps_frame_count_rate_and_audio(tmp_path):
-    sink = VideoSink(tmp_path / "out.mp4", Fraction(30000, 1001), audio_from=CLIP)
-    pairs = _results(12)
+    sink = VideoSink(tmp_path / "out.mp4", Fraction(30000, 1001), audio_from=CLIP, origin=0.0)
+    pairs = [(Frame(fr.index, fr.index * 1001 / 30000, fr.image), res) for fr, res in _results(12)]
     for fr, res in pairs:
         sink.write(fr, res, draw_overlay(fr.image, res.faces))
     sink.close()
@@ -84,6 +84,37 @@ def test_video_keeps_frame_count_rate_and_audio(tmp_path):
     assert np.abs(frames[5].astype(int) - pairs[5][0].image).mean() < 6  # the same picture
     with pytest.raises(SinkError):
         sink.write(None, None, frames[0])
+
+
+def _frame_times(path):
+    with av.open(str(path)) as c:
+        return [float(f.time) for f in c.decode(video=0)]
+
+
+@pytest.mark.parametrize("name", ["vfr.mp4", "vfr.mkv"])
+def test_video_frames_keep_their_own_timestamps(tmp_path, name):
+    # a camera's frames: first one 3.2 s after opening, irregular, some dropped
+    stamps = [3.2, 3.233, 3.3, 3.5, 3.52, 4.0, 4.0, 4.1]  # a repeated time is nudged forward
+    sink = VideoSink(tmp_path / name, 30)
+    image = clip_frames()[0]
+    for i, t in enumerate(stamps):
+        sink.write(Frame(i, t, image), None, image)
+    sink.close()
+    got = _frame_times(tmp_path / name)
+    want = [t - 3.2 for t in stamps]
+    tol = 1e-4 if name.endswith(".mp4") else 1.5e-3  # Matroska keeps milliseconds
+    assert len(got) == len(want) and np.all(np.diff(got) > 0)
+    np.testing.assert_allclose(got[:6], want[:6], atol=tol)
+    assert 4.0 - 3.2 < got[6] < got[7] == pytest.approx(4.1 - 3.2, abs=tol)
+
+
+def test_video_times_count_from_the_origin_given(tmp_path):
+    sink = VideoSink(tmp_path / "late.mp4", 25, origin=0.0)  # a file whose first frame was lost
+    image = clip_frames()[0]
+    for i in (1, 2, 4):
+        sink.write(Frame(i, i / 25, image), None, image)
+    sink.close()
+    np.testing.assert_allclose(_frame_times(tmp_path / "late.mp4"), [0.04, 0.08, 0.16], atol=1e-4)
 
 
 def test_odd_and_changing_sizes(tmp_path):
