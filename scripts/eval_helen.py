@@ -61,7 +61,7 @@ def file_id(path: Path) -> dict:
 def build(method: str, model: str | None, backend: str):
     """(model object, protocol, description of what ran) for a method name."""
     if method.startswith("ours-"):
-        from tracker.engines.backends import load_backend, resolve_model
+        from tracker.engines.registry import load_backend, resolve_model
 
         path = resolve_model(model, ".pt" if backend.startswith("torch") else ".onnx")
         flip = method.endswith("+flip")

@@ -52,7 +52,7 @@ DEFAULT_CLIPS = ("clm_cap12", "clm_franck", "feat_single", "lp_d3", "lp_d9", "lp
 def make_tracker(method: str, model: str | None, backend: str):
     """(frame-by-frame tracker object, still-image model object, description)."""
     if method == "ours":
-        from tracker.engines.backends import resolve_model
+        from tracker.engines.registry import resolve_model
 
         from tracker.runtime.config import TrackerConfig
         from tracker.runtime.tracker import Tracker

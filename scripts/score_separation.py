@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tracker.engines.backends import load_backend, resolve_model  # noqa: E402
+from tracker.engines.registry import load_backend, resolve_model  # noqa: E402
 
 from scripts.machine import describe  # noqa: E402
 from tracker.core.geometry import points_box  # noqa: E402

@@ -5,7 +5,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from tracker.core.model import PRESETS
+from tracker.core.model_config import PRESETS
 from train.augment import AugmentConfig
 
 

@@ -29,7 +29,8 @@ from tqdm import tqdm
 
 from tracker.core.codec import HeatmapCodec
 from tracker.core.geometry import apply
-from tracker.core.model import FAN, PRESETS, ModelConfig
+from tracker.core.model import FAN
+from tracker.core.model_config import PRESETS, ModelConfig
 from train import checkpoint
 from train.augment import AugmentConfig, augment_batch, canonical_transform
 from train.cache import Cache

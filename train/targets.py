@@ -15,7 +15,7 @@ from tracker.core import codec_torch
 from tracker.core.codec import HeatmapCodec
 from tracker.core.geometry import apply, compose, invert
 from tracker.core.landmarks import IBUG68, LandmarkScheme
-from tracker.core.model import ModelConfig
+from tracker.core.model_config import ModelConfig
 from train.cache import Cache
 from train.config import TrainConfig
 

@@ -22,7 +22,8 @@ def tiny_model() -> Path:
     from tracker.engines.export import export_onnx, save_shipped
 
     from tracker.core.codec import HeatmapCodec
-    from tracker.core.model import FAN, ModelConfig
+    from tracker.core.model import FAN
+    from tracker.core.model_config import ModelConfig
     from tracker.core.modelfile import ModelInfo
 
     torch.manual_seed(0)

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from tracker.core.model import FAN, ModelConfig
+from tracker.core.model import FAN
+from tracker.core.model_config import ModelConfig
 from train import checkpoint
 
 TINY = ModelConfig(stacks=1, width=16, depth=2, input_hw=(64, 64), heatmap_hw=(16, 16), stem_width=8)

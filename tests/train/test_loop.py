@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from tracker.core.model import ModelConfig
+from tracker.core.model_config import ModelConfig
 from train.config import TrainConfig
 from train.loop import Trainer
 

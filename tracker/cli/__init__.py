@@ -54,7 +54,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from tracker.core.datasets import DatasetError
     from tracker.core.modelfile import ModelFileError
     from tracker.core.pts import PtsError
-    from tracker.engines.backends import BackendUnavailable
+    from tracker.engines.backend import BackendUnavailable
     from tracker.evaluation.scoring import EvalError
     from tracker.runtime.frames import SourceError
     from tracker.runtime.sinks import SinkError

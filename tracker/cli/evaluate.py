@@ -72,7 +72,7 @@ def cmd_images(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     name = Path(cfg.model).stem if cfg.model else "rt-m"
     if args.protocol == "gt-box":
-        from tracker.engines.backends import load_backend
+        from tracker.engines.registry import load_backend
         from tracker.runtime.align import Aligner
 
         aligner = Aligner(load_backend(cfg.backend, cfg.model, cfg.threads))

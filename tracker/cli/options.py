@@ -11,7 +11,7 @@ class UsageError(Exception):
 
 def tracker_args(p: argparse.ArgumentParser) -> None:
     """The options that make a `TrackerConfig` (see `config_from_args`)."""
-    from tracker.engines.backends import BACKENDS
+    from tracker.engines.registry import BACKENDS
     from tracker.runtime.detect import CHOICES
 
     g = p.add_argument_group("tracker")

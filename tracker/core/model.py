@@ -13,9 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# PRESETS only for train/ (config.py, loop.py), which imports it from here until it moves to
-# tracker.core.model_config
-from tracker.core.model_config import PRESETS, ModelConfig  # noqa: F401
+from tracker.core.model_config import ModelConfig
 
 
 def _cbr(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:

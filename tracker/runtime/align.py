@@ -16,7 +16,7 @@ import numpy as np
 
 from tracker.core.geometry import apply, crop_transform, invert, points_box, warp
 from tracker.core.landmarks import SCHEMES
-from tracker.engines.backends import Backend
+from tracker.engines.backend import Backend
 
 #: (B, K, h, w) heatmaps -> ((B, K, 2) points in network-input pixels, (B, K) peak values)
 Decoder = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray]"]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tracker.engines.backends import BACKENDS
+from tracker.engines.registry import BACKENDS
 from tracker.runtime.detect import CHOICES
 from tracker.runtime.shots import THRESHOLD
 from tracker.runtime.smooth import SmoothConfig

@@ -34,7 +34,8 @@ from tracker.core.geometry import points_box
 from tracker.core.images import to_rgb
 from tracker.core.landmarks import SCHEMES
 from tracker.core.shape import shape_residual
-from tracker.engines.backends import Backend, load_backend
+from tracker.engines.backend import Backend
+from tracker.engines.registry import load_backend
 from tracker.runtime.align import Aligner, Decoder
 from tracker.runtime.association import as_boxes, box_iou, keep_distinct, match_boxes
 from tracker.runtime.capture import open_source

@@ -333,7 +333,8 @@ def untrained_model(tmp_path_factory) -> Path:
     from tracker.engines.export import export_onnx
 
     from tracker.core.codec import HeatmapCodec
-    from tracker.core.model import FAN, PRESETS
+    from tracker.core.model import FAN
+    from tracker.core.model_config import PRESETS
     from tracker.core.modelfile import ModelInfo
 
     mc = PRESETS["rt-m"]

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tracker.engines.backends import OnnxBackend
+from tracker.engines.onnxruntime_backend import OnnxBackend
 
 from tests.tracker.runtime_fixtures import tiny_model
 from tracker.core.codec import HeatmapCodec
 from tracker.core.geometry import apply, crop_transform, points_box, warp
 from tracker.core.landmarks import IBUG68
-from tracker.core.model import ModelConfig
+from tracker.core.model_config import ModelConfig
 from tracker.core.modelfile import ModelInfo
 from tracker.runtime.align import Aligner
 

@@ -8,7 +8,8 @@ import dataclasses
 import cv2
 import numpy as np
 import pytest
-from tracker.engines.backends import OnnxBackend, load_backend
+from tracker.engines.onnxruntime_backend import OnnxBackend
+from tracker.engines.registry import load_backend
 
 from tests.tracker.runtime_fixtures import ANNOT, CLIP, clip_frames, tiny_model
 from tracker.core.geometry import apply, points_box
@@ -58,7 +59,7 @@ def make(detector):
 
 def test_config_is_validated_and_frozen():
     c = TrackerConfig()
-    assert c.backend == "onnxruntime" and c.detector == "short" and not c.smooth
+    assert c.backend == "onnxruntime" and c.detector == "both" and not c.smooth
     for bad in ({"backend": "cuda"}, {"detector": "tiny"}, {"detect_every": 0},
                 {"max_faces": 0}, {"lost_threshold": 1.5}, {"min_detection_score": -0.1},
                 {"threads": 0}, {"min_face_size": -1}, {"detect_every": 2.5},
