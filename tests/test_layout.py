@@ -6,6 +6,7 @@ distribution that installs every package under the project's name.
     tracker.engines     <- core only (the folder engines/)
     tracker.runtime     <- core, engines
     tracker.evaluation  <- core, engines, runtime
+    tracker.batch       <- core, engines, runtime, evaluation
     tracker.cli         <- all of the above
     train               <- core (run from a checkout, not installed)
 """
@@ -27,8 +28,10 @@ PARTS = {
     "tracker.runtime": (ROOT / "tracker" / "runtime", {"tracker.core", "tracker.engines", "tracker.runtime"}),
     "tracker.evaluation": (ROOT / "tracker" / "evaluation",
                            {"tracker.core", "tracker.engines", "tracker.runtime", "tracker.evaluation"}),
+    "tracker.batch": (ROOT / "tracker" / "batch", {"tracker.core", "tracker.engines", "tracker.runtime",
+                                                   "tracker.evaluation", "tracker.batch"}),
     "tracker.cli": (ROOT / "tracker" / "cli", {"tracker", "tracker.core", "tracker.engines", "tracker.runtime",
-                                               "tracker.evaluation", "tracker.cli"}),
+                                               "tracker.evaluation", "tracker.batch", "tracker.cli"}),
     "train": (ROOT / "train", {"tracker.core", "train"}),
 }
 
