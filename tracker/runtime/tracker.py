@@ -25,6 +25,7 @@ Points are (68, 2) float64 0-based frame pixels (see `tracker.core.geometry`); b
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
@@ -91,14 +92,15 @@ class Tracker:
         self.info = self.backend.info
         self.scheme = SCHEMES[self.info.scheme]
         self.shots = ShotChangeDetector(config.cut_threshold) if config.cut_threshold else None
+        self._detector_lock = threading.Lock()
         self.reset()
 
     def reset(self) -> None:
         """Forget every track (a new video)."""
         self._tracks: list[_Track] = []
         self._next_id = 0
-        self._last_detection: int | None = None
         self._count = 0
+        self._scanned = 0
         self._detected = False
         self.cuts = 0
         if self.shots is not None:
@@ -108,20 +110,22 @@ class Tracker:
 
     # -- one frame -------------------------------------------------------------------------
     def process(self, frame_rgb: np.ndarray, index: int = 0, timestamp: float = 0.0,
-                detections: list[Detection] | None = None) -> FrameResult:
+                detections: list[Detection] | None = None, cut: bool | None = None) -> FrameResult:
         """Faces of one frame ((H, W), (H, W, 3) or (H, W, 4) uint8; RGB). `index` and
         `timestamp` are reported back (and drive the smoother); the detection schedule counts
-        the calls. `detections`, when given, are this frame's (a detector run elsewhere)."""
+        the calls. `cut` and `detections`, when given, come from `scan` run on this frame
+        ahead of time (in the pipeline's detection thread); otherwise they are found here,
+        on the same schedule, so both ways give the same faces."""
         image = to_rgb(frame_rgb)
         self._count += 1
         self._detected = detections is not None
-        cut = self._is_cut(image)
+        if cut is None:
+            cut = self._is_cut(image)
         tracks = self._tracks
-        if detections is None and (cut or not tracks or self._detection_due()):
+        if detections is None and (cut or not tracks or self._detection_due(self._count)):
             detections = self._detect(image)
         elif detections is not None:
             detections = self._usable(detections)
-            self._last_detection = self._count
         with self.timings.measure("associate"):
             candidates = self._associate(tracks, detections, cut)
         alive, lost = self._align(image, candidates)
@@ -148,16 +152,27 @@ class Tracker:
         self.cuts += cut and self._count > 1
         return cut
 
-    def _detection_due(self) -> bool:
-        last = self._last_detection
-        return last is None or self._count - last >= self.config.detect_every
+    def _detection_due(self, count: int) -> bool:
+        """The schedule: the 1st frame and every `detect_every`-th after it."""
+        return (count - 1) % self.config.detect_every == 0
 
     def _detect(self, image: np.ndarray) -> list[Detection]:
-        with self.timings.measure("detect"):
+        with self._detector_lock, self.timings.measure("detect"):
             found = self.detector.detect(image)
-        self._last_detection = self._count
         self._detected = True
         return self._usable(found)
+
+    def scan(self, image: np.ndarray) -> tuple[bool, list[Detection] | None]:
+        """The detection side of the frame after the last one scanned: whether it is a cut,
+        and its detections if the schedule (or the cut) wants them. The pipeline runs this in
+        its own thread ahead of `process`, so tracking never waits for the detector."""
+        self._scanned += 1
+        image = to_rgb(image)
+        cut = self._is_cut(image)
+        if not (cut or self._detection_due(self._scanned)):
+            return cut, None
+        with self._detector_lock, self.timings.measure("detect"):
+            return cut, self.detector.detect(image)
 
     def _usable(self, detections: list[Detection]) -> list[Detection]:
         m = self.config.min_face_size
@@ -295,8 +310,8 @@ class Tracker:
         owned = isinstance(source, (str, bytes, int, os.PathLike))
         src = open_source(source) if owned else source
         live = bool(getattr(src, "live", False))
-        runner = Runner(src, [("track", self._track_stage), *stages], self.config.queue_size,
-                        live, self.timings)
+        runner = Runner(src, [("scan", self._scan_stage), ("track", self._track_stage), *stages],
+                        self.config.queue_size, live, self.timings)
         self.runner = runner
         try:
             yield from runner
@@ -304,8 +319,12 @@ class Tracker:
             if owned:
                 src.close()
 
-    def _track_stage(self, frame: Frame) -> tuple[Frame, FrameResult]:
-        return frame, self.process(frame.image, frame.index, frame.timestamp)
+    def _scan_stage(self, frame: Frame) -> tuple[Frame, bool, list[Detection] | None]:
+        return (frame, *self.scan(frame.image))
+
+    def _track_stage(self, item: tuple[Frame, bool, list[Detection] | None]) -> tuple[Frame, FrameResult]:
+        frame, cut, detections = item
+        return frame, self.process(frame.image, frame.index, frame.timestamp, detections, cut)
 
     def close(self) -> None:
         """Release the detector (the backend holds no OS resources)."""

@@ -153,3 +153,20 @@ def test_a_folder_of_unrelated_photos_matches_no_tracking(tmp_path):
         assert len(a.faces) == len(b.faces)
         for fa, fb in zip(a.faces, b.faces):
             np.testing.assert_allclose(fa.points, fb.points, atol=1e-9)
+
+
+@pytest.mark.parametrize("case", ["cut", "two_faces"])
+def test_the_pipeline_detects_in_its_own_thread_and_gives_what_process_gives(case):
+    import av
+
+    threaded, _ = run(case)
+    with av.open(str(FOOTAGE / case / "vid.mp4")) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    with Tracker(TrackerConfig()) as t:
+        inline = [t.process(f, i) for i, f in enumerate(frames)]
+        assert "scan" not in t.timings.seconds
+    assert [r.detected for r in inline] == [r.detected for r in threaded]
+    for a, b in zip(inline, threaded):
+        assert [f.id for f in a.faces] == [f.id for f in b.faces]
+        for fa, fb in zip(a.faces, b.faces):
+            np.testing.assert_allclose(fa.points, fb.points, atol=1e-9)
