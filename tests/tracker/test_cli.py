@@ -143,10 +143,10 @@ def test_bad_options_exit_2(tmp_path, capsys, argv, message):
 def _fail_at(monkeypatch, index, exc):
     process = api.Tracker.process
 
-    def failing(self, frame, index_=0, timestamp=0.0):
+    def failing(self, frame, index_=0, timestamp=0.0, *rest):
         if index_ == index:
             raise exc
-        return process(self, frame, index_, timestamp)
+        return process(self, frame, index_, timestamp, *rest)
 
     monkeypatch.setattr(api.Tracker, "process", failing)
 
