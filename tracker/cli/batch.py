@@ -87,6 +87,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
         print("note: Ray is not installed (pip install 'subpixel-tracker[ray]'); processing the "
               "videos serially", file=sys.stderr)
         serial = True
+    if args.gpus_per_worker and tracker_config.backend not in ("torch-cuda", "tensorrt"):
+        print(f"note: --backend {tracker_config.backend} infers on the CPU even in GPU workers; "
+              f"use --backend torch-cuda or tensorrt", file=sys.stderr)
     try:
         outputs = Outputs(jsonl=args.jsonl, csv=args.csv, pts=args.pts, video=args.video)
         config = BatchConfig(args.out_dir, outputs, force=args.force, retry_failed=args.retry_failed,
