@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from tracker.engines.backend import BackendOptions, check_input, choose_precision
 
-from tracker.core.modelfile import INPUT_NAME, OUTPUT_NAME, ModelFileError, read_onnx_info
+from tracker.core.modelfile import INPUT_NAME, OUTPUT_NAME, ModelFileError, info_from_metadata
 
 
 class OnnxBackend:
@@ -26,7 +26,8 @@ class OnnxBackend:
         import onnxruntime as ort
 
         self.path = Path(path)
-        self.info = read_onnx_info(self.path)
+        if not self.path.is_file():
+            raise ModelFileError(f"{self.path}: no such model file")
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads is not None:
@@ -40,6 +41,7 @@ class OnnxBackend:
                                                  providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types
             raise ModelFileError(f"{self.path}: onnxruntime cannot load it ({e})") from None
+        self.info = info_from_metadata(self._session.get_modelmeta().custom_metadata_map, self.path)
         self.device = "cpu"
 
     @classmethod
