@@ -45,7 +45,11 @@ class RunStats:
 class Run:
     """One run of `tracker` (a `Tracker`) over `source` (a `tracker.runtime.capture.Source`)
     into `sinks`; call it once. `max_frames` stops early; `progress` is a stream for a
-    progress bar (None: no bar)."""
+    progress bar (None: no bar), shown once the run has lasted `BAR_AFTER_S` (a short run
+    never imports tqdm)."""
+
+    #: seconds before the progress bar appears
+    BAR_AFTER_S = 0.5
 
     def __init__(self, tracker, source, sinks: Sinks, max_frames: int | None = None,
                  progress: TextIO | None = None):
@@ -71,7 +75,7 @@ class Run:
 
     def __call__(self) -> RunStats:
         stats, tracker = self.stats, self.tracker
-        bar = self._bar()
+        bar = None
         t0 = time.perf_counter()
         close_error: Exception | None = None
         frames = tracker.track_frames(self.source, self._stages())
@@ -86,6 +90,9 @@ class Run:
                 stats.detections += result.detected
                 if bar is not None:
                     bar.update(1)
+                elif self.progress is not None and time.perf_counter() - t0 > self.BAR_AFTER_S:
+                    bar = self._bar()
+                    bar.update(stats.frames)
                 if self.max_frames is not None and stats.frames >= self.max_frames:
                     break
         except StopRequested:  # the window was closed

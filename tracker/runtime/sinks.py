@@ -1,5 +1,5 @@
-"""Where results go: an overlay video (PyAV), a live window (OpenCV), and landmark logs
-(300VW-style .pts per frame, CSV, JSONL).
+"""Where results go: an overlay video (PyAV, `tracker.runtime.video_sink`, re-exported here),
+a live window (OpenCV), and landmark logs (300VW-style .pts per frame, CSV, JSONL).
 
 Every sink has `write(frame, result, overlay)` (overlay: the (H, W, 3) uint8 RGB frame with
 the landmarks drawn, or None when no sink needs one) and `close()`, which is safe to call
@@ -20,14 +20,14 @@ import json
 import logging
 import os
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from tracker.core.pts import write_pts
-from tracker.runtime.frames import Frame, reason
+from tracker.runtime.frames import Frame
 from tracker.runtime.results import Face, FrameResult
+from tracker.runtime.video_sink import VideoSink, letterbox  # noqa: F401 - re-exported
 
 log = logging.getLogger("tracker")
 
@@ -62,175 +62,6 @@ def draw_overlay(image_rgb: np.ndarray, faces: list[Face], copy: bool = True) ->
     return out
 
 
-def letterbox(image: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """`image` scaled to fit (H, W) keeping its aspect ratio, centred on black."""
-    import cv2
-
-    h, w = size_hw
-    ih, iw = image.shape[:2]
-    if (ih, iw) == (h, w):
-        return image
-    s = min(h / ih, w / iw)
-    nh, nw = max(1, int(round(ih * s))), max(1, int(round(iw * s)))
-    out = np.zeros((h, w, 3), np.uint8)
-    y, x = (h - nh) // 2, (w - nw) // 2
-    out[y:y + nh, x:x + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
-    return out
-
-
-# -- video -----------------------------------------------------------------------------------
-#: Time base of the written video: each frame's time is its own timestamp to 1/60000 s (exact
-#: for 24, 25, 30, 50, 60 and the NTSC 30000/1001 and 60000/1001 rates; within MPEG-4 Part
-#: 2's 16-bit limit, for the mpeg4 fallback).
-TIME_BASE = Fraction(1, 60000)
-#: The least step between two frames' times (1 ms, as Matroska stores them), in TIME_BASE units.
-MIN_STEP = 60
-
-
-class VideoSink:
-    """The overlay frames as a video, H.264 where the container takes it, each frame at its
-    own time: `frame.timestamp` less `origin` (None: the first frame's timestamp), in
-    `TIME_BASE` units, kept strictly increasing, so a variable frame rate or frames a live
-    run dropped keep their real timing (frames written without a `Frame` follow one another
-    at `rate`). `rate` (the input's) is the stream's nominal rate. The audio of `audio_from`
-    is copied in (up to the end of the last written frame) when it has any. Odd sizes are
-    padded to even; frames of another size than the first are letterboxed to it."""
-
-    def __init__(self, path: str | os.PathLike, rate: float | Fraction = 30,
-                 audio_from: str | os.PathLike | None = None, crf: int = 20,
-                 origin: float | None = None):
-        import av
-
-        self.path = Path(path)
-        self.rate = Fraction(rate).limit_denominator(1001000) if rate else Fraction(30)
-        if self.rate <= 0:
-            raise SinkError(f"{self.path}: frame rate must be positive, got {rate}")
-        self.audio_from = str(audio_from) if audio_from else None
-        self.crf = crf
-        self.origin = origin
-        self.frames = 0
-        self._last_pts = -1
-        self.audio_packets = 0
-        self._stream = None
-        self._audio_in = self._audio_out = None
-        self._closed = False
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._out = av.open(str(self.path), "w")
-        except (av.error.FFmpegError, OSError, ValueError) as e:
-            raise SinkError(f"{self.path}: cannot write a video here ({reason(e)}; use a .mp4, "
-                            f".mkv, .mov or .avi name in a writable folder)") from None
-
-    def _open(self, h: int, w: int) -> None:
-        import av
-
-        fmt = self._out.format.name
-        names = ["libx264", "h264", "mpeg4"] if fmt in ("mp4", "mov,mp4,m4a,3gp,3g2,mj2", "mov",
-                                                         "matroska", "avi") else []
-        names.append(self._out.default_video_codec)
-        last = None
-        for name in names:
-            try:
-                s = self._out.add_stream(name, rate=self.rate)
-                break
-            except (av.error.FFmpegError, ValueError, av.codec.codec.UnknownCodecError) as e:
-                last = e
-        else:
-            raise SinkError(f"{self.path}: no video encoder for this container ({reason(last)})")
-        s.width, s.height = w + w % 2, h + h % 2
-        s.pix_fmt = "yuv420p"
-        s.codec_context.time_base = TIME_BASE
-        if s.codec_context.name == "libx264":
-            s.options = {"crf": str(self.crf), "preset": "veryfast"}
-        self._stream = s
-        self._size = (h, w)
-        if self.audio_from:
-            self._add_audio()
-
-    def _add_audio(self) -> None:
-        import av
-
-        try:
-            src = av.open(self.audio_from)
-        except (av.error.FFmpegError, OSError) as e:
-            log.warning("%s: audio not copied (%s)", self.audio_from, reason(e))
-            return
-        if not src.streams.audio:
-            src.close()
-            return
-        try:
-            self._audio_out = self._out.add_stream_from_template(src.streams.audio[0])
-            self._audio_in = src
-        except (av.error.FFmpegError, ValueError) as e:
-            log.warning("%s: audio not copied into %s (%s)", self.audio_from, self.path.name,
-                        reason(e))
-            src.close()
-
-    def write(self, frame: Frame | None, result: FrameResult | None, overlay: np.ndarray) -> None:
-        import av
-
-        if self._closed:
-            raise SinkError(f"{self.path}: written after close")
-        if self._stream is None:
-            self._open(*overlay.shape[:2])
-        img = letterbox(overlay, self._size)
-        h, w = self._size
-        if h % 2 or w % 2:
-            img = np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-        vf.pts = self._pts(frame)
-        vf.time_base = TIME_BASE
-        for packet in self._stream.encode(vf):
-            self._out.mux(packet)
-        self.frames += 1
-
-    def _pts(self, frame: Frame | None) -> int:
-        """The presentation time of the next frame in `TIME_BASE` units (strictly increasing,
-        by `MIN_STEP` at least)."""
-        if frame is None:
-            pts = 0 if self._last_pts < 0 else self._last_pts + int(round(1 / (self.rate * TIME_BASE)))
-        else:
-            if self.origin is None:
-                self.origin = float(frame.timestamp)
-            pts = int(round((float(frame.timestamp) - self.origin) / TIME_BASE))
-        self._last_pts = max(pts, 0 if self._last_pts < 0 else self._last_pts + MIN_STEP)
-        return self._last_pts
-
-    def _copy_audio(self) -> None:
-        import av
-
-        end = self._last_pts * TIME_BASE + 1 / self.rate  # the end of the last frame
-        ain = self._audio_in
-        try:
-            for packet in ain.demux(ain.streams.audio[0]):
-                if packet.dts is None:
-                    continue
-                if packet.pts is not None and packet.pts * packet.time_base >= end:
-                    break
-                packet.stream = self._audio_out
-                self._out.mux(packet)
-                self.audio_packets += 1
-        except (av.error.FFmpegError, ValueError) as e:
-            log.warning("%s: audio copy stopped early (%s)", self.audio_from, reason(e))
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            if self._stream is not None:
-                for packet in self._stream.encode():
-                    self._out.mux(packet)
-                if self._audio_in is not None:
-                    self._copy_audio()
-        finally:
-            if self._audio_in is not None:
-                self._audio_in.close()
-            self._out.close()
-            if self.frames == 0:  # a header-only file is no video: leave none
-                self.path.unlink(missing_ok=True)
-
-
 # -- live window -----------------------------------------------------------------------------
 def has_display() -> bool:
     """Whether a window can be opened (on Linux: an X11 or Wayland display is set)."""
@@ -242,6 +73,8 @@ def has_display() -> bool:
 class WindowSink:
     """The overlay in an OpenCV window; q, Esc or closing the window ends the run
     (`StopRequested`)."""
+
+    wants_overlay = True
 
     def __init__(self, title: str = "tracker"):
         import cv2
@@ -383,7 +216,8 @@ class Sinks:
 
     @property
     def need_overlay(self) -> bool:
-        return any(isinstance(s, (VideoSink, WindowSink)) for s in self.sinks)
+        """Whether a sink draws the overlay (its class says `wants_overlay = True`)."""
+        return any(getattr(s, "wants_overlay", False) for s in self.sinks)
 
     def write(self, frame: Frame | None, result: FrameResult, overlay: np.ndarray | None) -> None:
         for s in self.sinks:

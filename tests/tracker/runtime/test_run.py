@@ -136,3 +136,15 @@ def test_a_file_run_drops_nothing():
     sink = SlowSink(seconds=0.002)
     stats = Run(FakeTracker(), source, Sinks([sink]))()
     assert stats.dropped == 0 and sink.frames == list(range(50)) and stats.fps > 0
+
+
+def test_the_progress_bar_appears_only_in_a_run_that_lasts(monkeypatch):
+    import io
+
+    quick = io.StringIO()
+    Run(FakeTracker(), ReadTrackingSource(read_s=0.0, frames=3), Sinks([]), progress=quick)()
+    assert quick.getvalue() == ""  # a short run shows (and imports) no bar
+    monkeypatch.setattr(Run, "BAR_AFTER_S", 0.0)
+    shown = io.StringIO()
+    Run(FakeTracker(), ReadTrackingSource(read_s=0.0, frames=3), Sinks([]), progress=shown)()
+    assert "3frame [" in shown.getvalue()

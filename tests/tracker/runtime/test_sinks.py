@@ -117,6 +117,31 @@ def test_video_times_count_from_the_origin_given(tmp_path):
     np.testing.assert_allclose(_frame_times(tmp_path / "late.mp4"), [0.04, 0.08, 0.16], atol=1e-4)
 
 
+def test_video_is_encoded_in_its_own_thread_in_order(tmp_path):
+    import threading
+
+    shades = [0, 200, 50, 150, 100, 250, 25]
+    sink = VideoSink(tmp_path / "order.mp4", 30, queue_size=1)
+    for i, v in enumerate(shades):
+        sink.write(Frame(i, i / 30, clip_frames()[0]), None, np.full((64, 96, 3), v, np.uint8))
+    assert sink._thread.name == "tracker-encode" and sink._thread is not threading.current_thread()
+    sink.close()
+    assert not sink._thread.is_alive()
+    frames, _, _ = _decode(tmp_path / "order.mp4")
+    np.testing.assert_allclose([f.mean() for f in frames], shades, atol=3)
+
+
+def test_an_encoder_failure_is_raised_and_the_file_closed(tmp_path):
+    sink = VideoSink(tmp_path / "bad.mp4", 30, options={"preset": "no-such-preset"})
+    image = np.zeros((64, 96, 3), np.uint8)
+    with pytest.raises(SinkError, match="bad.mp4: cannot encode the video"):
+        for i in range(50):  # the thread's error surfaces at a later write, or at close
+            sink.write(Frame(i, i / 30, image), None, image)
+        sink.close()
+    sink.close()
+    assert not sink._thread.is_alive()
+
+
 def test_odd_and_changing_sizes(tmp_path):
     sink = VideoSink(tmp_path / "odd.mkv", 25)
     sink.write(None, None, np.full((101, 203, 3), 128, np.uint8))
