@@ -2,7 +2,8 @@
 
 A sample is drawn as a transform from cache-crop pixels (see `train.cache`) to network-input
 pixels: rotation, scale, translation and an optional mirror about the crop centre; colour is
-scaled per channel.
+scaled per channel. Caches of any side work (see `train.cache`): the transform maps the cache
+crop's canonical square (`cache_side / MARGIN` pixels) onto the input, whatever either's size.
 """
 from __future__ import annotations
 
@@ -30,10 +31,12 @@ class AugmentConfig:
     blur: float = 0.1  # probability of a Gaussian blur (motion, focus, small faces)
 
 
-def sample_transform(rng: np.random.Generator, cfg: AugmentConfig, input_side: int) -> tuple[np.ndarray, bool]:
-    """A random (2, 3) transform from cache-crop pixels to input pixels, and whether it mirrors."""
-    c = (CACHE_SIDE - 1) / 2
-    base = input_side / (CACHE_SIDE / MARGIN)
+def sample_transform(rng: np.random.Generator, cfg: AugmentConfig, input_side: int,
+                     cache_side: int = CACHE_SIDE) -> tuple[np.ndarray, bool]:
+    """A random (2, 3) transform from the pixels of a `cache_side` crop to input pixels, and
+    whether it mirrors."""
+    c = (cache_side - 1) / 2
+    base = input_side / (cache_side / MARGIN)
     s = base * rng.uniform(*cfg.scale)
     angle = rng.uniform(-cfg.rotation_deg, cfg.rotation_deg)
     flip = bool(rng.random() < cfg.flip)
@@ -42,21 +45,23 @@ def sample_transform(rng: np.random.Generator, cfg: AugmentConfig, input_side: i
     return similarity(np.array([c, c]), dst, s, angle, flip), flip
 
 
-def canonical_transform(input_side: int) -> np.ndarray:
-    """The un-augmented transform from cache-crop pixels to input pixels."""
-    c = (CACHE_SIDE - 1) / 2
+def canonical_transform(input_side: int, cache_side: int = CACHE_SIDE) -> np.ndarray:
+    """The un-augmented transform from the pixels of a `cache_side` crop to input pixels."""
+    c = (cache_side - 1) / 2
     return similarity(np.array([c, c]), np.array([(input_side - 1) / 2] * 2),
-                      input_side / (CACHE_SIDE / MARGIN))
+                      input_side / (cache_side / MARGIN))
 
 
 def augment(rng: np.random.Generator, image: np.ndarray, xy: np.ndarray, cfg: AugmentConfig,
             input_side: int, scheme: LandmarkScheme = IBUG68) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One augmented sample: ((S, S, 3) uint8 image, (K, 2) input-space points, (2, 3) transform
-    from cache crop to input). Under a mirror the points are relabelled with the scheme's flip
+    """One augmented sample of a (C, C, 3) cache crop (any side C): ((S, S, 3) uint8 image,
+    S = input_side, (K, 2) input-space points, (2, 3) transform from cache crop to input). Under a mirror the points are relabelled with the scheme's flip
     permutation, so point i stays 'the left eye corner' etc."""
     import cv2
 
-    m, flip = sample_transform(rng, cfg, input_side)
+    if image.shape[0] != image.shape[1]:
+        raise ValueError(f"augment: cache crops are square, got {image.shape}")
+    m, flip = sample_transform(rng, cfg, input_side, image.shape[0])
     out = warp(image, m, (input_side, input_side))
     pts = apply(m, xy)
     if flip:

@@ -1,8 +1,9 @@
 """Command line for training: `python -m train RECIPE [--set key=value ...]`.
 
-    python -m train.cache ../shared/data            # once: cut the crop cache
+    python -m train.cache ../shared/data            # once: cut the crop cache (192 px)
+    python -m train.cache ../shared/data --side 384 # the paper model's (256-px input) cache
     python -m train rt                              # the real-time model's recipe
-    python -m train paper --set out=runs/paper      # the paper's recipe
+    python -m train paper --set out=runs/paper      # the paper's recipe (on the 384-px cache)
     python -m train --config runs/rt-m/config.json  # reproduce (or resume) a run
     torchrun --standalone --nproc_per_node=4 -m train --config runs/rt-m/config.json
                                                     # the same, data-parallel on 4 GPUs or processes
@@ -53,9 +54,20 @@ def main(argv: list[str] | None = None) -> int:
     except (TypeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from tracker.core.model_config import PRESETS
+    from train.cache import CacheMismatch, check_fits, read_side, side_for
+
+    input_side = PRESETS[cfg.preset].input_hw[0]
     if not Path(cfg.cache).exists():
-        print(f"error: crop cache {cfg.cache} not found; build it with "
-              f"`python -m train.cache DATA_ROOT -o {cfg.cache}`", file=sys.stderr)
+        print(f"error: crop cache {cfg.cache} not found; build it with `python -m train.cache "
+              f"DATA_ROOT --side {side_for(input_side)} -o {cfg.cache}`", file=sys.stderr)
+        return 2
+    side = read_side(Path(cfg.cache))  # checked again, from the images, once loaded
+    try:
+        if side is not None:
+            check_fits(side, input_side, cfg.cache)
+    except CacheMismatch as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     from train.distributed import from_env, shutdown
     from train.loop import Trainer
@@ -65,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         if dist.is_main:
             print(json.dumps(asdict(cfg)))
         Trainer(cfg, dist=dist).fit(None if a.max_minutes is None else a.max_minutes * 60)
+    except CacheMismatch as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint is kept, run again to resume", file=sys.stderr)
         return 130

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tracker.core.model_config import PRESETS
 from train.augment import AugmentConfig
+from train.cache import default_path, side_for
 
 
 @dataclass(frozen=True)
@@ -63,10 +64,12 @@ class TrainConfig:
         return cls(**d)
 
 
-#: Recipes. `paper` is section 5.1 of the paper; `rt` is the real-time CPU model's.
+#: Recipes. `paper` is section 5.1 of the paper, on a cache cut at its 256-px input
+#: (`python -m train.cache DATA --side 384`); `rt` is the real-time CPU model's.
 RECIPES = {
     "paper": TrainConfig(preset="fan2-256", out="runs/fan2-256", epochs=50, lr=1e-4,
-                         milestones=(25, 40), siamese=True),
+                         milestones=(25, 40), siamese=True,
+                         cache=str(default_path(side_for(PRESETS["fan2-256"].input_hw[0])))),
     "rt": TrainConfig(preset="rt-m", out="runs/rt-m", epochs=22, lr=1e-3, milestones=(16, 20),
                       samples_per_epoch=8192),
 }

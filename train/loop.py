@@ -33,7 +33,7 @@ from tracker.core.model import FAN
 from tracker.core.model_config import PRESETS, ModelConfig
 from train import checkpoint
 from train.augment import AugmentConfig, augment_batch, canonical_transform
-from train.cache import Cache
+from train.cache import Cache, check_fits
 from train.config import TrainConfig
 from train.distributed import SINGLE, Dist, threads_per_rank, training_module
 from train.loss import heatmap_l2, siamese_l2
@@ -69,6 +69,8 @@ class Trainer:
         self.mc = model_config or PRESETS[cfg.preset]
         self.codec = HeatmapCodec(self.mc.input_hw, self.mc.heatmap_hw, cfg.sigma, cfg.encoding)
         self.cache = cache if cache is not None else Cache.load(Path(cfg.cache))
+        # a cache cut smaller than the model's input would train it on upsampled faces
+        check_fits(self.cache.side, self.mc.input_hw[0], cfg.cache if cache is None else None)
         self.train_idx, self.val_idx = split(self.cache, cfg)
         self.p = sampling_weights(self.cache, self.train_idx, cfg)
         self.loss_w = label_weights(self.cache, cfg)
@@ -169,7 +171,7 @@ class Trainer:
         a_img, _, a_m = augment_batch(self.rng, self.cache, idx, self.aug, side)
         b_img, _, b_m = augment_batch(self.rng, self.cache, idx, self.aug, side)
         outs = self.net(to_tensor(np.concatenate([a_img, b_img]), self.mc).to(device))
-        canon = canonical_transform(side)
+        canon = canonical_transform(side, self.cache.side)
         target = heatmap_targets(self.codec, apply(canon, self.cache.points[idx])).to(device)
         a_to_ref = branch_to_canonical(self.codec, canon, a_m)
         b_to_ref = branch_to_canonical(self.codec, canon, b_m)

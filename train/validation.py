@@ -22,7 +22,7 @@ def validate(model: FAN, codec: HeatmapCodec, cache: Cache, idx: np.ndarray, bat
     mc = model.config
     device = next(model.parameters()).device
     model.eval()
-    canon = canonical_transform(mc.input_hw[0])
+    canon = canonical_transform(mc.input_hw[0], cache.side)
     errs = []
     for s in range(0, len(idx), batch):
         b = idx[s:s + batch]
