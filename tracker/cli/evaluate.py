@@ -25,6 +25,11 @@ def add_commands(sub) -> None:
     p.add_argument("--broken-frames", default="auto",
                    help="300VW broken_frames.npy to exclude (default: ROOT/broken_frames.npy if "
                         "present; 'none' to score every annotated frame)")
+    g = p.add_argument_group("batch (the clips' videos through `tracker batch`, resumable; "
+                             "landmarks kept under OUT/landmarks)")
+    g.add_argument("--batch", action="store_true", help="through the batch machinery, serially")
+    g.add_argument("--workers", type=int, default=None, help="on a local Ray with N workers")
+    g.add_argument("--address", default=None, help="on a Ray cluster (or RAY_ADDRESS)")
     progress_arg(p)
     tracker_args(p)
     p.set_defaults(func=cmd_300vw)
@@ -52,8 +57,9 @@ def cmd_300vw(args: argparse.Namespace) -> int:
     broken = None if args.broken_frames == "none" else args.broken_frames
     config = config_from_args(args)
     clip_folders(args.root, args.category)  # bad paths fail before any model loads
+    predicted = _batch_landmarks(args, config) if (args.batch or args.workers or args.address) else None
     result = evaluate_300vw(args.root, config, category=args.category, max_frames=args.max_frames,
-                            broken_frames=broken, progress=not args.quiet)
+                            broken_frames=broken, progress=not args.quiet, predicted=predicted)
     paths = write_300vw(result, args.out, args.points)
     c = result["counts"]
     print(table_300vw(result, args.points))
@@ -62,6 +68,27 @@ def cmd_300vw(args: argparse.Namespace) -> int:
           f"{c['missed_no_face']} with no face returned, the rest with faces elsewhere), "
           f"{c['frames_excluded_broken']} excluded as broken; results in {paths[0].parent}")
     return 0
+
+
+def _batch_landmarks(args: argparse.Namespace, config) -> dict:
+    """Track the clips' video files with `tracker.batch` (serially, or on Ray with --workers
+    or --address) and return them as `evaluate_300vw`'s `predicted`; clips stored as imgs/
+    folders, and videos the batch could not do, are left to the in-process run."""
+    from tracker.batch import BatchConfig, track_videos
+    from tracker.batch.publish import read_landmarks
+    from tracker.core.datasets import video_clip
+    from tracker.evaluation.videos import clip_folders
+
+    if args.max_frames is not None:
+        raise UsageError("--max-frames tracks part of each clip; the batch tracks whole videos")
+    videos = {c.name: video_clip(c)[0].resolve() for c in clip_folders(args.root, args.category)}
+    files = {name: v for name, v in videos.items() if v.is_file()}
+    batch = BatchConfig(Path(args.out) / "landmarks", serial=not (args.workers or args.address),
+                        address=args.address, workers=args.workers)
+    paths, _ = track_videos(list(files.values()), config, batch, None if args.quiet else sys.stderr)
+    done = {Path(v).resolve(): p for v, p in paths.items() if p is not None}
+    return {name: [(index + 1, faces) for index, _, faces in read_landmarks(done[v])]
+            for name, v in files.items() if v in done}
 
 
 def cmd_images(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -118,10 +118,14 @@ def _frames_to_run(clip_dir: Path, labels: dict, max_frames: int | None) -> int:
 
 def evaluate_300vw(root: str | os.PathLike, config=None, tracker=None, category: str = "all",
                    max_frames: int | None = None, broken_frames: str | os.PathLike | None = "auto",
-                   progress: bool = True, clips: Sequence[str] | None = None) -> dict:
+                   progress: bool = True, clips: Sequence[str] | None = None,
+                   predicted: Mapping[str, Iterable[tuple[int, list[np.ndarray]]]] | None = None) -> dict:
     """Run the tracker over every clip of a 300VW-layout folder and score it.
 
     `tracker` is any object with `reset()` and `process(...)` (default: `Tracker(config)`).
+    `predicted` holds clips tracked elsewhere (e.g. by `tracker batch`, on Ray): {clip folder
+    name: (1-based frame number, [(68, 2) faces]) of each frame}; those clips are scored from
+    it, the others run here (they alone count in "speed").
     `broken_frames` is a broken_frames.npy, None, or "auto" (ROOT/broken_frames.npy if present).
     `max_frames` caps the frames decoded per clip (from the first; labels after it are not
     scored); `clips` restricts the run to these clip folder names. Returns {"root",
@@ -134,7 +138,7 @@ def evaluate_300vw(root: str | os.PathLike, config=None, tracker=None, category:
         auto = Path(root) / "broken_frames.npy"
         broken_frames = auto if auto.is_file() else None
     broken = load_broken_frames(broken_frames)
-    owned = tracker is None
+    owned = tracker is None and any(c.name not in (predicted or {}) for c in clips)
     if owned:
         from tracker.runtime.tracker import Tracker
 
@@ -159,10 +163,13 @@ def evaluate_300vw(root: str | os.PathLike, config=None, tracker=None, category:
             counts["frames_labelled"] += len(lab)
             frames, pts = [], []
             seen: set[int] = set()
-            run = predict_clip(tracker, clip_data[clip.name][0], max(lab, default=0), max_frames,
-                               lambda: bar.update(1))
+            if predicted is not None and clip.name in predicted:
+                run = _replayed(predicted[clip.name], max(lab, default=0), max_frames, bar)
+            else:
+                run = predict_clip(tracker, clip_data[clip.name][0], max(lab, default=0), max_frames,
+                                   lambda: bar.update(1))
             for number, faces, dt in run:
-                if seen:
+                if seen and dt is not None:
                     timed[0], timed[1], timed[2] = timed[0] + dt, timed[1] + 1, timed[2] + len(faces)
                 counts["frames_run"] += 1
                 counts["faces_returned"] += len(faces)
@@ -194,6 +201,16 @@ def evaluate_300vw(root: str | os.PathLike, config=None, tracker=None, category:
                   speed=_speed(*timed),
                   broken_frames=str(broken_frames) if broken_frames else None)
     return result
+
+
+def _replayed(frames: Iterable[tuple[int, list[np.ndarray]]], last_frame: int, max_frames: int | None,
+              bar) -> Iterator[tuple[int, list[np.ndarray], None]]:
+    """`predict_clip`'s items from frames tracked elsewhere (no time: None)."""
+    for n, (number, faces) in enumerate(frames):
+        if number > last_frame or (max_frames is not None and n >= max_frames):
+            return
+        bar.update(1)
+        yield number, [np.asarray(f, np.float64) for f in faces], None
 
 
 def _speed(seconds: float, frames: int, faces: int) -> dict:
