@@ -120,9 +120,11 @@ class Cache:
         return cls(d["images"], d["points"], d["source"], d["group"], list(d["names"]))
 
 
-def cut(image: np.ndarray, xy: np.ndarray, side: int = CACHE_SIDE) -> tuple[np.ndarray, np.ndarray]:
-    """Cache crop of one face: ((S, S, 3) uint8, (K, 2) float32 points in the crop), S = side."""
-    m = crop_transform(points_box(xy), (side, side), CROP_RATIO * MARGIN)
+def cut(image: np.ndarray, xy: np.ndarray, side: int = CACHE_SIDE,
+        margin: float = MARGIN) -> tuple[np.ndarray, np.ndarray]:
+    """Cache crop of one face: ((S, S, 3) uint8, (K, 2) float32 points in the crop), S = side,
+    covering `margin` x the canonical crop."""
+    m = crop_transform(points_box(xy), (side, side), CROP_RATIO * margin)
     return warp(image, m, (side, side)), apply(m, xy).astype(np.float32)
 
 
@@ -147,20 +149,24 @@ def smooth_track(frames: list[int], xy: np.ndarray, sigma: float = 1.0) -> np.nd
     return out
 
 
-def video_faces(clip: Path, every: int, side: int = CACHE_SIDE) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Every `every`-th labelled frame of a clip, with temporally smoothed labels, cut at `side`."""
+def video_faces(clip: Path, every: int, side: int = CACHE_SIDE,
+                margin: float = MARGIN) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Every `every`-th labelled frame of a clip, with temporally smoothed labels, cut at `side`
+    (see `cut`)."""
     import av
 
     video, labels = video_clip(clip)
     frames = sorted(labels)
     smooth = smooth_track(frames, np.stack([labels[f] for f in frames]))
     keep = {f: smooth[i] for i, f in enumerate(frames) if i % every == 0}
+    last = max(keep)
     out = []
     with av.open(str(video)) as container:
         for n, frame in enumerate(container.decode(video=0), 1):
             if n in keep:
-                out.append(cut(np.ascontiguousarray(frame.to_ndarray(format="rgb24")), keep[n], side))
-            if n > frames[-1]:
+                out.append(cut(np.ascontiguousarray(frame.to_ndarray(format="rgb24")), keep[n], side,
+                               margin))
+            if n >= last:
                 break
     return out
 

@@ -9,6 +9,8 @@ ranks' gradients is the gradient of the global batch's loss (see `train.loop`).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -31,27 +33,50 @@ def _total(weight: torch.Tensor, total: float | None) -> torch.Tensor | float:
     return weight.sum().clamp(min=1e-8) if total is None else max(total, 1e-8)
 
 
-def affine_grid_for(m_src_to_dst: np.ndarray, src_hw: tuple[int, int],
+def pixel_theta(m_src_to_dst: np.ndarray | torch.Tensor, src_hw: tuple[int, int],
+                dst_hw: tuple[int, int]) -> torch.Tensor:
+    """(B, 2, 3) float32 `affine_grid` thetas (normalised dst -> normalised src,
+    align_corners=False) of a batch of (B, 2, 3) pixel transforms src -> dst (pixel-centre
+    convention), numpy or torch; computed in float64 on the transforms' device."""
+    m = torch.as_tensor(m_src_to_dst).to(torch.float64)
+    a, b, c, d = m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1]
+    det = a * d - b * c
+    rot = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2) / det[:, None, None]
+    inv = torch.cat([rot, -(rot @ m[:, :, 2:])], -1)  # (B, 2, 3) dst pixels -> src pixels
+    inv3 = F.pad(inv, (0, 0, 0, 1))  # (B, 3, 3), bottom row (0, 0, 1)
+    inv3[:, 2, 2] = 1.0
+    p2n_src, n2p_dst = _frames(tuple(src_hw), tuple(dst_hw), m.device)
+    return (p2n_src @ inv3 @ n2p_dst)[:, :2].to(torch.float32)
+
+
+@functools.lru_cache(maxsize=64)
+def _frames(src_hw: tuple[int, int], dst_hw: tuple[int, int],
+            device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(3, 3) float64 src pixels -> normalised src, and normalised dst -> dst pixels
+    (x_pix = ((x_n + 1) * W - 1) / 2), made once per device: a copy to a GPU waits for it."""
+    hd, wd = dst_hw
+    hs, ws = src_hw
+    p2n_src = torch.tensor([[2 / ws, 0, 1 / ws - 1], [0, 2 / hs, 1 / hs - 1], [0, 0, 1]],
+                           dtype=torch.float64).to(device)
+    n2p_dst = torch.tensor([[wd / 2, 0, (wd - 1) / 2], [0, hd / 2, (hd - 1) / 2], [0, 0, 1]],
+                           dtype=torch.float64).to(device)
+    return p2n_src, n2p_dst
+
+
+def affine_grid_for(m_src_to_dst: np.ndarray | torch.Tensor, src_hw: tuple[int, int],
                     dst_hw: tuple[int, int]) -> torch.Tensor:
     """Sampling grid that warps (B, K, h_src, w_src) maps into the dst frame through a batch of
     (B, 2, 3) pixel transforms src -> dst (pixel-centre convention, align_corners=False)."""
-    m = np.asarray(m_src_to_dst, np.float64)
-    b = m.shape[0]
-    a = np.concatenate([m, np.tile([[[0.0, 0.0, 1.0]]], (b, 1, 1))], 1)
-    inv = np.linalg.inv(a)  # dst pixels -> src pixels
     hd, wd = dst_hw
-    hs, ws = src_hw
-    # normalised dst -> dst pixels: x_pix = ((x_n + 1) * W - 1) / 2
-    n2p_dst = np.array([[wd / 2, 0, (wd - 1) / 2], [0, hd / 2, (hd - 1) / 2], [0, 0, 1]])
-    p2n_src = np.array([[2 / ws, 0, 1 / ws - 1], [0, 2 / hs, 1 / hs - 1], [0, 0, 1]])
-    theta = (p2n_src @ inv @ n2p_dst)[:, :2]  # (B, 2, 3)
-    return F.affine_grid(torch.as_tensor(theta, dtype=torch.float32), [b, 1, hd, wd],
+    return F.affine_grid(pixel_theta(m_src_to_dst, src_hw, dst_hw), [len(m_src_to_dst), 1, hd, wd],
                          align_corners=False)
 
 
-def warp_heatmaps(hm: torch.Tensor, m_src_to_dst: np.ndarray, dst_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Warp (B, K, h, w) heatmaps through (B, 2, 3) heatmap-pixel transforms; also return the
-    (B, 1, h', w') mask of destination pixels that came from inside the source map."""
+def warp_heatmaps(hm: torch.Tensor, m_src_to_dst: np.ndarray | torch.Tensor,
+                  dst_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Warp (B, K, h, w) heatmaps through (B, 2, 3) heatmap-pixel transforms (numpy, or torch
+    on any device); also return the (B, 1, h', w') mask of destination pixels that came from
+    inside the source map."""
     grid = affine_grid_for(m_src_to_dst, hm.shape[-2:], dst_hw).to(hm.device)
     warped = F.grid_sample(hm, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     ones = torch.ones(hm.shape[0], 1, *hm.shape[-2:], device=hm.device)
@@ -59,8 +84,8 @@ def warp_heatmaps(hm: torch.Tensor, m_src_to_dst: np.ndarray, dst_hw: tuple[int,
     return warped, (inside > 0.999).to(hm.dtype)
 
 
-def siamese_l2(pred_a: torch.Tensor, pred_b: torch.Tensor, m_a_to_ref: np.ndarray,
-               m_b_to_ref: np.ndarray, target_ref: torch.Tensor, weight: torch.Tensor,
+def siamese_l2(pred_a: torch.Tensor, pred_b: torch.Tensor, m_a_to_ref: np.ndarray | torch.Tensor,
+               m_b_to_ref: np.ndarray | torch.Tensor, target_ref: torch.Tensor, weight: torch.Tensor,
                total: float | None = None) -> torch.Tensor:
     """Paper eq. 6: both branches' heatmaps warped back to the reference frame and summed; the
     L2 is taken between the sum and twice the reference target, on pixels both branches see."""

@@ -30,7 +30,13 @@ def validate(model: FAN, codec: HeatmapCodec, cache: Cache, idx: np.ndarray, bat
         hm = model(to_tensor(imgs, mc).to(device)).cpu().numpy()
         xy, _ = codec.decode(hm)
         errs.append(nme(xy, apply(canon, cache.points[b])))
-    e = np.concatenate(errs) if errs else np.zeros(0)
+    return summarise(np.concatenate(errs) if errs else np.zeros(0))
+
+
+def summarise(errors: np.ndarray) -> dict:
+    """The validation metrics of (N,) per-face NMEs: val_nme, val_median, val_auc@0.08,
+    val_fr@0.08, val_auc@0.10, val_fr@0.10 (NaN NME when there are none)."""
+    e = np.asarray(errors, np.float64)
     out = {"val_nme": float(e.mean()) if len(e) else float("nan"),
            "val_median": float(np.median(e)) if len(e) else float("nan")}
     for cut in (0.08, 0.10):
