@@ -47,6 +47,14 @@ class Region:
     def moved(self, offset: np.ndarray) -> "Region":
         return Region(self.center + np.asarray(offset, np.float64), self.side, self.angle)
 
+    def predicted(self, velocity: np.ndarray, deadzone: float) -> "Region":
+        """The region one frame on, moved by its last motion less `deadzone` times its side:
+        a face at rest stays put (the landmarks' frame-to-frame noise is not extrapolated,
+        which doubled the jitter), a moving one is followed."""
+        v = np.asarray(velocity, np.float64)
+        speed, rest = float(np.linalg.norm(v)), deadzone * self.side
+        return self if speed <= rest else self.moved(v * (speed - rest) / speed)
+
 
 def eye_angle(left: np.ndarray, right: np.ndarray) -> float:
     """Roll in degrees of the line from the eye on the image's left to the one on its right."""

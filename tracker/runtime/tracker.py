@@ -8,7 +8,7 @@
 One association step per frame (MediaPipe's face graph and SORT, in small functions):
 1. shot test: a frame unlike the previous one (`tracker.runtime.shots`) is a cut;
 2. predict: each track's region (`tracker.runtime.regions`: centre, side and roll from its
-   last landmarks) moved by its last motion;
+   last landmarks) moved by its last motion, less a dead zone of 5 % of its side;
 3. detect on the first frame, every `detect_every` frames, on a cut, when no face is tracked,
    or when a track is lost; match predictions to detections by box IoU: a matched detection
    that disagrees with its track (IoU under `reanchor_iou`, or any cut) re-anchors it, a track
@@ -187,7 +187,7 @@ class Tracker:
         """Regions to align: tracks' predictions, matched to `detections` when there are some
         (see the module docstring, step 3); None = no detection this frame."""
         cfg = self.config
-        preds = [t.region.moved(t.velocity) for t in tracks]
+        preds = [t.region.predicted(t.velocity, cfg.motion_deadzone) for t in tracks]
         if detections is None:
             return [_Candidate(p, t, t.unconfirmed) for t, p in zip(tracks, preds)]
         regions = [self._detection_region(d) for d in detections]

@@ -40,3 +40,10 @@ def test_eye_angle_and_box_regions():
     r = region_from_box(np.array([10.0, 20.0, 110.0, 140.0]), 30.0)
     assert r.side == 120 and r.angle == 30 and tuple(r.center) == (60, 80)
     assert tuple(Region(np.array([5.0, 5.0]), 4.0).box) == (3, 3, 7, 7)
+
+
+def test_prediction_follows_motion_beyond_the_dead_zone_only():
+    r = Region(np.array([100.0, 100.0]), 200.0)
+    assert r.predicted(np.array([6.0, 8.0]), 0.05) is r  # 10 px <= 5 % of 200
+    np.testing.assert_allclose(r.predicted(np.array([30.0, 40.0]), 0.05).center, [124.0, 132.0])
+    np.testing.assert_allclose(r.predicted(np.array([30.0, 40.0]), 0.0).center, [130.0, 140.0])

@@ -126,10 +126,13 @@ def test_tracked_crops_follow_the_previous_landmarks_turned_level_and_moved_on(m
         if i >= 2 and not detected[-1]:
             m = fake.calls[-1][0]
             prev, before = fake.labels[i - 1], fake.labels[i - 2]
-            c1, c0 = region_from_points(prev, IBUG68).center, region_from_points(before, IBUG68).center
+            r1 = region_from_points(prev, IBUG68)
+            c1, c0 = r1.center, region_from_points(before, IBUG68).center
+            v, rest = c1 - c0, 0.05 * r1.side
+            moved = c1 + v * max(0.0, 1 - rest / max(np.linalg.norm(v), 1e-12))
             h, w = fake.input_hw
-            # the predicted centre (constant velocity) lands on the crop's centre ...
-            np.testing.assert_allclose(apply(m, (2 * c1 - c0)[None])[0], [(w - 1) / 2, (h - 1) / 2], atol=1e-6)
+            # the predicted centre (the last motion less the dead zone) lands on the crop's centre ...
+            np.testing.assert_allclose(apply(m, moved[None])[0], [(w - 1) / 2, (h - 1) / 2], atol=1e-6)
             # ... and the previous eye line lies level in the crop
             eyes = apply(m, prev[[36, 45]])
             assert abs(eyes[1, 1] - eyes[0, 1]) < 1e-6 and eyes[1, 0] > eyes[0, 0]
@@ -374,3 +377,16 @@ def test_memory_stays_flat_over_a_long_run():
         grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(base, "filename"))
         tracemalloc.stop()
     assert grown < 1_000_000, f"{grown / 1e6:.2f} MB more after 360 frames"
+
+
+def test_tracks_are_steady_and_smoothing_steadies_them_further():
+    """Jitter (mean second difference over the inter-ocular distance) on the clip: measured
+    0.0068 raw (0.0152 when the crop followed the full last motion) and less smoothed."""
+    from tracker.runtime.smooth import jitter
+
+    out = {}
+    for smooth in (False, True):
+        with Tracker(TrackerConfig(smooth=smooth)) as t:
+            pts = np.stack([r.faces[0].points for r in t.track(CLIP)])
+        out[smooth] = jitter(pts, np.linalg.norm(pts[:, 36] - pts[:, 45], axis=1))
+    assert out[False] < 0.008 and out[True] < 0.7 * out[False], out
