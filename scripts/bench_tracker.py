@@ -325,7 +325,7 @@ def worker_startup_steps(one: str) -> dict:
 
     build_parser()
     lap("import tracker, build the CLI parser")
-    from tracker.engines.backends import load_backend
+    from tracker.engines.registry import load_backend
 
     backend = load_backend("onnxruntime", None, None)
     lap("onnxruntime session (bundled model)")

@@ -130,7 +130,7 @@ def test_no_face_in_any_frame_exits_3(tmp_path, capsys):
 ])
 def test_bad_options_exit_2(tmp_path, capsys, argv, message):
     if argv[0] == "--backend":
-        from tracker.engines.backends import available_backends
+        from tracker.engines.registry import available_backends
 
         if available_backends()["tensorrt"].startswith("available"):
             pytest.skip("TensorRT is installed here")

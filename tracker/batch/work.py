@@ -62,19 +62,6 @@ class VideoRecord:
         return asdict(self)
 
 
-class _FaceCount:
-    """A sink that counts the faces of every frame."""
-
-    def __init__(self) -> None:
-        self.faces = 0
-
-    def write(self, frame, result, overlay=None) -> None:
-        self.faces += len(result.faces)
-
-    def close(self) -> None:
-        pass
-
-
 class _CrashAt:
     """The `CRASH_ENV` test hook as a sink (added only when the file names this video)."""
 
@@ -104,22 +91,8 @@ class _CrashAt:
         pass
 
 
-class _Borrowed:
-    """A tracker lent to one `Run`, which closes what it is given: closing this does not
-    close the tracker (an actor keeps its tracker for the next video)."""
-
-    def __init__(self, tracker) -> None:
-        self._tracker = tracker
-
-    def __getattr__(self, name: str):
-        return getattr(self._tracker, name)
-
-    def close(self) -> None:
-        pass
-
-
 def _run(job: VideoJob, tracker_config, outputs, folder: Path, tracker):
-    """Run the tracker over the video into `folder`: (RunStats, faces)."""
+    """Run the tracker over the video into `folder`: RunStats (a lent `tracker` stays open)."""
     from tracker.runtime.frames import SourceError
     from tracker.runtime.run import Run
     from tracker.runtime.tracker import Tracker
@@ -136,15 +109,13 @@ def _run(job: VideoJob, tracker_config, outputs, folder: Path, tracker):
         if source is not None:
             source.close()
         raise
-    count = _FaceCount()
-    sinks.sinks.append(count)
     crash = _CrashAt.armed_for(job.video)
     if crash is not None:
         sinks.sinks.append(crash)
-    stats = Run(own if own is not None else _Borrowed(tracker), source, sinks)()
+    stats = Run(own if own is not None else tracker, source, sinks, close_tracker=own is not None)()
     if stats.frames == 0:
         raise SourceError(f"no frames could be decoded from {source.description}")
-    return stats, count.faces
+    return stats
 
 
 def track_video(job: VideoJob, tracker_config, outputs, tracker=None) -> VideoRecord:
@@ -158,8 +129,8 @@ def track_video(job: VideoJob, tracker_config, outputs, tracker=None) -> VideoRe
         remove_leftovers(final)  # a crashed attempt's folder
         check_place(final)
         tmp = temp_folder(final)
-        stats, faces = _run(job, tracker_config, outputs, tmp, tracker)
-        record = VideoRecord(job.video, job.rel, "ok", stats.frames, stats.with_face, faces,
+        stats = _run(job, tracker_config, outputs, tmp, tracker)
+        record = VideoRecord(job.video, job.rel, "ok", stats.frames, stats.with_face, stats.faces,
                              round(stats.fps, 2), 0.0, len(stats.skipped), host=host)
         record.seconds = round(time.perf_counter() - t0, 3)
         marker = {**record.to_dict(), "config_hash": job.config_hash, "model_hash": job.model_hash,

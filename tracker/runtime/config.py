@@ -55,7 +55,8 @@ class TrackerConfig:
     smooth: One-Euro filter on the output points (off for evaluation), with `smoothing`.
     flip_test: also infer each face mirrored and average (twice the inference; on HELEN test
         with rt-m, 3.55 -> 3.47 % mean NME with its own detector).
-    queue_size: bounded queue length between the pipeline's threads.
+    queue_size: bounded queue length between the pipeline's threads of a file run (a live
+        run's queues hold one item each: the newest frame wins).
     """
 
     model: str | None = None

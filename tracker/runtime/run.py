@@ -25,12 +25,13 @@ log = logging.getLogger("tracker")
 
 @dataclass
 class RunStats:
-    """What one run did: frames delivered, frames with a face, detector runs, wall time,
+    """What one run did: frames delivered, frames with a face, faces, detector runs, wall time,
     frames a live run dropped (in all its queues), and the source's skip messages.
     `source_released` is False when the source was left open because a thread still read it."""
 
     frames: int = 0
     with_face: int = 0
+    faces: int = 0
     detections: int = 0
     wall_s: float = 0.0
     dropped: int = 0
@@ -46,15 +47,17 @@ class Run:
     """One run of `tracker` (a `Tracker`) over `source` (a `tracker.runtime.capture.Source`)
     into `sinks`; call it once. `max_frames` stops early; `progress` is a stream for a
     progress bar (None: no bar), shown once the run has lasted `BAR_AFTER_S` (a short run
-    never imports tqdm)."""
+    never imports tqdm). The run closes the tracker at its end unless `close_tracker` is
+    False (a caller that runs one tracker over many sources, as a batch worker does)."""
 
     #: seconds before the progress bar appears
     BAR_AFTER_S = 0.5
 
     def __init__(self, tracker, source, sinks: Sinks, max_frames: int | None = None,
-                 progress: TextIO | None = None):
+                 progress: TextIO | None = None, close_tracker: bool = True):
         self.tracker, self.source, self.sinks = tracker, source, sinks
         self.max_frames, self.progress = max_frames, progress
+        self.close_tracker = close_tracker
         self.stats = RunStats()
 
     def _stages(self) -> list:
@@ -87,6 +90,7 @@ class Run:
                     self.sinks.write(frame, result, overlay)
                 stats.frames += 1
                 stats.with_face += bool(result.faces)
+                stats.faces += len(result.faces)
                 stats.detections += result.detected
                 if bar is not None:
                     bar.update(1)
@@ -107,7 +111,8 @@ class Run:
             except Exception as e:  # noqa: BLE001 - raised below unless something else was
                 close_error = e
             stats.source_released = self._release_source()
-            tracker.close()
+            if self.close_tracker:
+                tracker.close()
             stats.skipped = list(getattr(self.source, "skipped", []))
             stats.dropped = getattr(getattr(tracker, "runner", None), "dropped", 0)
         if close_error is not None:

@@ -316,7 +316,7 @@ class Tracker:
         try:
             yield from runner
         finally:
-            if owned:
+            if owned and runner.close():  # never released under a read still in progress
                 src.close()
 
     def _scan_stage(self, frame: Frame) -> tuple[Frame, bool, list[Detection] | None]:

@@ -148,3 +148,34 @@ def test_the_progress_bar_appears_only_in_a_run_that_lasts(monkeypatch):
     shown = io.StringIO()
     Run(FakeTracker(), ReadTrackingSource(read_s=0.0, frames=3), Sinks([]), progress=shown)()
     assert "3frame [" in shown.getvalue()
+
+
+def test_a_run_counts_faces_and_can_leave_a_lent_tracker_open():
+    from tests.tracker.runtime_fixtures import CLIP
+    from tracker.runtime.config import TrackerConfig
+    from tracker.runtime.run import Run
+    from tracker.runtime.sinks import Sinks
+    from tracker.runtime.tracker import Tracker
+    from tracker.runtime.video_source import VideoSource
+
+    class Detector:
+        closed = 0
+
+        def __init__(self, real):
+            self.real = real
+
+        def detect(self, image):
+            return self.real.detect(image)
+
+        def close(self):
+            self.closed += 1
+
+    from tracker.runtime.detect import FaceDetector
+
+    with FaceDetector("both") as real:
+        det = Detector(real)
+        tracker = Tracker(TrackerConfig(), detector=det)
+        for close in (False, True):
+            stats = Run(tracker, VideoSource(CLIP), Sinks([]), close_tracker=close)()
+            assert stats.frames == 72 and stats.faces == 72 and stats.with_face == 72
+            assert det.closed == int(close)
