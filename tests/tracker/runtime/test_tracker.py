@@ -294,9 +294,9 @@ def test_a_failing_stage_does_not_hang_track(make):
                     reason=f"the trained model {default_model_path()} is not there yet")
 def test_trained_model_follows_the_labels_on_every_frame():
     """The whole pipeline (decode, detect, track, crop, infer, decode, back-project) on the
-    real clip against its teacher labels. Bounds: every frame under 15 % inter-ocular NME and
-    the mean under 10 % (a trained model is at a few %, an untrained one above 100 %), and
-    the tracker within 2 points of the same model aligned from the labels' own boxes."""
+    real clip against its teacher labels. Measured: 2.02 % mean, 2.85 % at worst, against
+    1.94 % for the same model aligned from the labels' own boxes; the bounds sit just above
+    (a half-pixel convention error moves the mean by about 0.5 points)."""
     tracker = Tracker(TrackerConfig())
     results = list(tracker.track(CLIP))
     tracker.close()
@@ -307,9 +307,9 @@ def test_trained_model_follows_the_labels_on_every_frame():
     aligner = Aligner(load_backend())
     ref = np.concatenate([aligner.align(f, points_box(g)[None])[0] for f, g in zip(clip_frames(), gt)])
     ref_err = nme(ref, gt)
-    assert err.max() < 0.15, f"worst frame {err.argmax() + 1}: NME {err.max():.3f}"
-    assert err.mean() < 0.10, f"mean NME {err.mean():.3f}"
-    assert err.mean() < ref_err.mean() + 0.02, (err.mean(), ref_err.mean())
+    assert err.max() < 0.035, f"worst frame {err.argmax() + 1}: NME {err.max():.3f}"
+    assert err.mean() < 0.024, f"mean NME {err.mean():.3f}"
+    assert err.mean() < ref_err.mean() + 0.003, (err.mean(), ref_err.mean())
 
 
 def test_a_tracker_is_a_context_manager_that_closes_its_detector():
