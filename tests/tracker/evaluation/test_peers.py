@@ -67,7 +67,7 @@ def test_mediapipe_mapping_gives_a_sane_nme_on_human_stills():
     mp = _peer(peers.MediapipeMesh68, static_image_mode=True)
     e = _errors(mp)
     assert len(e) == 7
-    assert np.mean(e) < 0.10 and max(e) < 0.15
+    assert np.mean(e) < 0.060 and max(e) < 0.075  # measured 5.2 % and 6.3 %
 
 
 def test_mediapipe_row_padded_frame():
@@ -86,7 +86,7 @@ def test_dlib_gives_a_sane_nme_on_human_stills():
     d = _peer(peers.Dlib68)
     e = _errors(d)
     assert len(e) == 7
-    assert np.mean(e) < 0.10
+    assert np.mean(e) < 0.031 and max(e) < 0.060  # measured 2.6 % and 5.3 %
     faces = d.landmarks(read_image(STILLS / "lfpw_image_0001.png"))
     np.testing.assert_array_equal(faces[0], np.round(faces[0]))  # whole pixels
 
@@ -127,4 +127,4 @@ def test_mediapipe_as_a_video_tracker():
     feat = STILLS.parent / "feat_single"
     res = evaluate_300vw(feat, tracker=peers.PeerTracker(mp), max_frames=12, progress=False)
     assert res["counts"]["frames_scored"] == 12 and res["counts"]["missed"] == 0
-    assert res["categories"]["all"]["49"]["mean"] < 0.10
+    assert res["categories"]["all"]["49"]["mean"] < 0.040  # measured 3.3 %
