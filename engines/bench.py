@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+
 from tracker.engines.backend import BackendOptions, BackendUnavailable
 from tracker.engines.registry import BACKENDS, backend_class, load_backend
 

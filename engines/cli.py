@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 from tracker.engines.bench import RESULTS_DIR
 from tracker.engines.registry import BACKENDS
 
@@ -24,9 +25,8 @@ class UserError(Exception):
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    from tracker.engines.export import export_onnx
-
     from tracker.core.modelfile import ModelInfo, default_model_path, load_torch
+    from tracker.engines.export import export_onnx
 
     ckpt = a.checkpoint if a.checkpoint is not None else default_model_path(".pt")
     net, info = load_torch(ckpt)
@@ -67,9 +67,8 @@ def calibration_crops(folder: Path, info) -> np.ndarray:
 
 
 def cmd_build(a: argparse.Namespace) -> int:
-    from tracker.engines.tensorrt_build import build_engine
-
     from tracker.core.modelfile import read_onnx_info
+    from tracker.engines.tensorrt_build import build_engine
 
     if a.int8 != (a.calib is not None):
         raise UserError("--int8 and --calib DIR go together (INT8 needs face crops to calibrate)")
@@ -132,9 +131,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tracker.engines.backend import BackendUnavailable
-
     from tracker.core.modelfile import ModelFileError
+    from tracker.engines.backend import BackendUnavailable
 
     a = parser().parse_args(argv)
     try:

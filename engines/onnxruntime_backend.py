@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tracker.engines.backend import BackendOptions, check_input, choose_precision
 
 from tracker.core.modelfile import INPUT_NAME, OUTPUT_NAME, ModelFileError, info_from_metadata
+from tracker.engines.backend import BackendOptions, check_input, choose_precision
 
 
 class OnnxBackend:

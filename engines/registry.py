@@ -13,9 +13,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from tracker.engines.backend import Backend, BackendOptions, BackendUnavailable
-
 from tracker.core.modelfile import ModelFileError, default_model_path
+from tracker.engines.backend import Backend, BackendOptions, BackendUnavailable
 
 #: name -> (module, class) of the backends; the first is the default.
 BACKENDS = {

@@ -15,6 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
+from tracker.core.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo, read_onnx_info
 from tracker.engines import tensorrt_build as tb
 from tracker.engines.backend import (
     BackendOptions,
@@ -22,8 +24,6 @@ from tracker.engines.backend import (
     check_input,
     choose_precision,
 )
-
-from tracker.core.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo, read_onnx_info
 
 
 class EngineNotBuilt(BackendUnavailable):

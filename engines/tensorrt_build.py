@@ -24,9 +24,9 @@ import shlex
 from pathlib import Path
 
 import numpy as np
-from tracker.engines.backend import PRECISIONS, BackendUnavailable
 
 from tracker.core.modelfile import INPUT_NAME, ModelInfo, read_onnx_info
+from tracker.engines.backend import PRECISIONS, BackendUnavailable
 
 WORKSPACE_BYTES = 1 << 30
 CALIBRATION_BATCH = 8

@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tracker.engines.backend import BackendOptions, check_input, choose_precision
-from tracker.engines.registry import sibling
 
 from tracker.core.modelfile import load_torch
+from tracker.engines.backend import BackendOptions, check_input, choose_precision
+from tracker.engines.registry import sibling
 
 
 class TorchBackend:

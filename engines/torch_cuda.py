@@ -17,10 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tracker.engines.backend import BackendOptions, BackendUnavailable, check_input, choose_precision
-from tracker.engines.registry import sibling
 
 from tracker.core.modelfile import ModelFileError, ModelInfo, load_torch
+from tracker.engines.backend import BackendOptions, BackendUnavailable, check_input, choose_precision
+from tracker.engines.registry import sibling
 
 
 def _import_torch_cuda():

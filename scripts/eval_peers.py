@@ -53,7 +53,6 @@ def make_tracker(method: str, model: str | None, backend: str):
     """(frame-by-frame tracker object, still-image model object, description)."""
     if method == "ours":
         from tracker.engines.registry import resolve_model
-
         from tracker.runtime.config import TrackerConfig
         from tracker.runtime.tracker import Tracker
 

@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import onnxruntime as ort
     import torch
+
     from tracker.engines.export import export_onnx
 
     load = os.getloadavg()

@@ -29,10 +29,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tracker.engines.registry import load_backend, resolve_model  # noqa: E402
-
 from scripts.machine import describe  # noqa: E402
 from tracker.core.geometry import points_box  # noqa: E402
+from tracker.engines.registry import load_backend, resolve_model  # noqa: E402
 from tracker.runtime.align import Aligner  # noqa: E402
 
 THRESHOLDS = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45)

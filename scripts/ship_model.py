@@ -15,9 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tracker.engines.export import export_onnx, save_shipped  # noqa: E402
-
 from tracker.core.modelfile import MODELS_DIR, ModelInfo, load_torch  # noqa: E402
+from tracker.engines.export import export_onnx, save_shipped  # noqa: E402
 
 
 def main(argv=None) -> int:

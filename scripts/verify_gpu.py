@@ -111,12 +111,11 @@ def nvcc_compile(rep: Report, arch: str) -> dict:
 
 def load_model(model: Path | None):
     """(path of .pt, path of .onnx or None, info, trained?) for the model to use."""
-    from tracker.engines.export import export_onnx, save_shipped
-
     from tracker.core.codec import HeatmapCodec
     from tracker.core.model import FAN
     from tracker.core.model_config import PRESETS
     from tracker.core.modelfile import ModelInfo, default_model_path
+    from tracker.engines.export import export_onnx, save_shipped
 
     pt = model if model is not None else default_model_path(".pt")
     if pt.is_file():
@@ -188,11 +187,11 @@ def kernel_cases(net_heatmaps: np.ndarray | None) -> list[tuple[str, np.ndarray,
 
 def kernel_checks(rep: Report, net_heatmaps: np.ndarray | None) -> dict:
     import torch
-    from tracker.engines.cuda_decode import LOADERS, CudaDecoder
-    from tracker.engines.kernel_reference import local_soft_argmax_ref
 
     from tracker.core.codec import decode_np
     from tracker.core.geometry import similarity
+    from tracker.engines.cuda_decode import LOADERS, CudaDecoder
+    from tracker.engines.kernel_reference import local_soft_argmax_ref
 
     out = {}
     for loader in LOADERS:
@@ -243,10 +242,9 @@ def kernel_checks(rep: Report, net_heatmaps: np.ndarray | None) -> dict:
 
 
 def kernel_timing() -> list[dict]:
+    from tracker.core.codec import decode_np
     from tracker.engines.bench import kernel_microseconds, median_seconds
     from tracker.engines.cuda_decode import CudaDecoder
-
-    from tracker.core.codec import decode_np
 
     dec = CudaDecoder()
     rows = []
@@ -267,6 +265,7 @@ def kernel_timing() -> list[dict]:
 
 def torch_cuda(rep: Report, pt: Path) -> dict:
     import torch
+
     from tracker.engines.bench import median_seconds, throughput
     from tracker.engines.torch_backend import TorchBackend
     from tracker.engines.torch_cuda import TorchCudaBackend

@@ -3,13 +3,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from tracker.engines.export import export_onnx, save_shipped
 
 from tests.engines.heatmaps import FIXTURES, real_heatmaps, real_points  # noqa: F401
 from tracker.core.codec import HeatmapCodec
 from tracker.core.model import FAN
 from tracker.core.model_config import ModelConfig
 from tracker.core.modelfile import ModelInfo
+from tracker.engines.export import export_onnx, save_shipped
 
 #: Small, fast and non-square (an H/W swap shows at once): 64x48 input, 16x12 heatmaps.
 TINY = ModelConfig(stacks=1, width=16, depth=2, input_hw=(64, 48), heatmap_hw=(16, 12), stem_width=8)

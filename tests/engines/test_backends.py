@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.tracker.runtime_fixtures import tiny_model
+from tracker.core.modelfile import ModelFileError
 from tracker.engines import registry
 from tracker.engines.backend import (
     PRECISIONS,
@@ -20,9 +23,6 @@ from tracker.engines.backend import (
 from tracker.engines.onnxruntime_backend import OnnxBackend
 from tracker.engines.registry import BACKENDS, available_backends, backend_class, load_backend
 from tracker.engines.torch_backend import TorchBackend
-
-from tests.tracker.runtime_fixtures import tiny_model
-from tracker.core.modelfile import ModelFileError
 
 
 @pytest.fixture(scope="module")

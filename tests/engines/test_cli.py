@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 import pytest
-from tracker.engines.cli import calibration_crops, main
 
 from tests.engines.heatmaps import FIXTURES
 from tracker.core.modelfile import read_onnx_info
+from tracker.engines.cli import calibration_crops, main
 
 
 def test_export_from_a_shipped_checkpoint(tiny_model, tmp_path, capsys):

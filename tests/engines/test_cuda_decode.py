@@ -4,13 +4,13 @@ borders and ties included, through every loader present. (Compilation and a CPU 
 the kernel source: test_local_soft_argmax_cu.py.)"""
 import numpy as np
 import pytest
-from tracker.engines import cuda_decode
-from tracker.engines.cuda_decode import heatmap_to_frame
-from tracker.engines.kernel_reference import local_soft_argmax_ref
 
 from tests.engines.heatmaps import real_heatmaps
 from tracker.core.codec import HeatmapCodec, decode_np
 from tracker.core.geometry import similarity
+from tracker.engines import cuda_decode
+from tracker.engines.cuda_decode import heatmap_to_frame
+from tracker.engines.kernel_reference import local_soft_argmax_ref
 
 
 def test_block_size_matches_the_kernel():

@@ -4,11 +4,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+
+from tracker.core.modelfile import INPUT_NAME, OUTPUT_NAME, load_torch, read_onnx_info
 from tracker.engines.export import export_onnx, parity
 from tracker.engines.onnxruntime_backend import OnnxBackend
 from tracker.engines.torch_backend import TorchBackend
-
-from tracker.core.modelfile import INPUT_NAME, OUTPUT_NAME, load_torch, read_onnx_info
 
 
 def test_dynamic_batch_parity(tiny_model):

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tracker.engines.cuda_decode import heatmap_to_frame
-from tracker.engines.kernel_reference import argmax_ref, local_soft_argmax_ref, refine_ref
 
 from tests.engines.heatmaps import real_heatmaps
 from tracker.core.codec import HeatmapCodec, decode_np, local_soft_argmax_np
 from tracker.core.geometry import apply, compose, similarity
+from tracker.engines.cuda_decode import heatmap_to_frame
+from tracker.engines.kernel_reference import argmax_ref, local_soft_argmax_ref, refine_ref
 
 
 def assert_matches_codec(hm: np.ndarray, window: int = 5, tau: float = 10.0) -> None:

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tracker.engines.cuda_decode import ENTRY_POINTS, KERNEL_PATH
-from tracker.engines.kernel_reference import argmax_ref, local_soft_argmax_ref
 
 from tests.engines.heatmaps import real_heatmaps
 from tracker.core.codec import HeatmapCodec, decode_np
 from tracker.core.geometry import similarity
+from tracker.engines.cuda_decode import ENTRY_POINTS, KERNEL_PATH
+from tracker.engines.kernel_reference import argmax_ref, local_soft_argmax_ref
 
 NVCC = shutil.which("nvcc")
 CXX = shutil.which("g++")

@@ -12,13 +12,13 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
+from tracker.core.modelfile import ModelFileError
 from tracker.engines import tensorrt_backend as trb
 from tracker.engines import tensorrt_build as tb
 from tracker.engines.backend import BackendOptions, BackendUnavailable
 from tracker.engines.cli import parser
 from tracker.engines.registry import load_backend
-
-from tracker.core.modelfile import ModelFileError
 
 HAS_TRT = all(importlib.util.find_spec(m) is not None for m in ("tensorrt", "pycuda"))
 

@@ -7,11 +7,11 @@ import shlex
 
 import numpy as np
 import pytest
+
+from tracker.core.modelfile import ModelFileError
 from tracker.engines import tensorrt_build as tb
 from tracker.engines.backend import BackendUnavailable
 from tracker.engines.cli import parser
-
-from tracker.core.modelfile import ModelFileError
 
 SHA = "ab" * 32
 BASE = dict(model_sha256=SHA, gpu_name="NVIDIA H100 80GB HBM3", trt_version="10.3.0",

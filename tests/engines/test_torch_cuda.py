@@ -3,11 +3,11 @@ backend in fp32 and fp16, with and without CUDA graphs, and decoding on the devi
 import numpy as np
 import pytest
 import torch
+
+from tracker.core.modelfile import ModelFileError
 from tracker.engines.backend import BackendUnavailable
 from tracker.engines.torch_backend import TorchBackend
 from tracker.engines.torch_cuda import TorchCudaBackend
-
-from tracker.core.modelfile import ModelFileError
 
 CUDA = torch.cuda.is_available()
 

@@ -19,12 +19,12 @@ def tiny_model() -> Path:
     """An untrained, tiny FAN (64x64 input, 16x16 heatmaps) as .onnx with its .pt beside it,
     in a temporary folder (exported once per process)."""
     import torch
-    from tracker.engines.export import export_onnx, save_shipped
 
     from tracker.core.codec import HeatmapCodec
     from tracker.core.model import FAN
     from tracker.core.model_config import ModelConfig
     from tracker.core.modelfile import ModelInfo
+    from tracker.engines.export import export_onnx, save_shipped
 
     torch.manual_seed(0)
     mc = ModelConfig(stacks=1, width=16, depth=2, input_hw=(64, 64), heatmap_hw=(16, 16),

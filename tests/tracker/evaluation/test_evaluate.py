@@ -330,12 +330,11 @@ def untrained_model(tmp_path_factory) -> Path:
     """An untrained rt-m exported to ONNX: the plumbing runs, the numbers are meaningless."""
     _real_tracker_or_skip()
     pytest.importorskip("torch")
-    from tracker.engines.export import export_onnx
-
     from tracker.core.codec import HeatmapCodec
     from tracker.core.model import FAN
     from tracker.core.model_config import PRESETS
     from tracker.core.modelfile import ModelInfo
+    from tracker.engines.export import export_onnx
 
     mc = PRESETS["rt-m"]
     info = ModelInfo("rt-m", mc, HeatmapCodec(mc.input_hw, mc.heatmap_hw))

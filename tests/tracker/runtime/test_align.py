@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tracker.engines.onnxruntime_backend import OnnxBackend
 
 from tests.tracker.runtime_fixtures import tiny_model
 from tracker.core.codec import HeatmapCodec
@@ -13,6 +12,7 @@ from tracker.core.geometry import apply, crop_transform, points_box, warp
 from tracker.core.landmarks import IBUG68
 from tracker.core.model_config import ModelConfig
 from tracker.core.modelfile import ModelInfo
+from tracker.engines.onnxruntime_backend import OnnxBackend
 from tracker.runtime.align import Aligner
 
 

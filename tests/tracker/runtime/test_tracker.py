@@ -8,8 +8,6 @@ import dataclasses
 import cv2
 import numpy as np
 import pytest
-from tracker.engines.onnxruntime_backend import OnnxBackend
-from tracker.engines.registry import load_backend
 
 from tests.tracker.runtime_fixtures import ANNOT, CLIP, clip_frames, tiny_model
 from tracker.core.geometry import apply, points_box
@@ -18,6 +16,8 @@ from tracker.core.metrics import nme
 from tracker.core.modelfile import default_model_path
 from tracker.core.pts import read_pts
 from tracker.core.shape import MEAN_SHAPE_IBUG68
+from tracker.engines.onnxruntime_backend import OnnxBackend
+from tracker.engines.registry import load_backend
 from tracker.runtime.align import Aligner
 from tracker.runtime.association import box_iou, match_boxes
 from tracker.runtime.config import TrackerConfig
