@@ -134,3 +134,24 @@ def faulty_videos(folder: Path) -> dict[str, Path]:
     out["unknown_codec"] = folder / "unknown_codec.avi"
     out["unknown_codec"].write_bytes(mj.read_bytes().replace(b"MJPG", b"QQQQ"))
     return out
+
+
+def interrupt_when(cmd: list[str], ready, timeout: float = 120.0) -> tuple[int, str]:
+    """Run `cmd` from the repository root, send it SIGINT once `ready()` holds (polled), and
+    return (exit code, stderr); pytest.skip when it ended before it could be interrupted."""
+    import signal
+    import subprocess
+    import time
+
+    import pytest
+
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.02)
+    if proc.poll() is not None:
+        proc.communicate()
+        pytest.skip("the run ended before it could be interrupted")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err.decode()

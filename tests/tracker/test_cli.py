@@ -12,7 +12,14 @@ import pytest
 
 import tracker.runtime.sinks as sinks
 import tracker.runtime.tracker as api
-from tests.tracker.runtime_fixtures import CLIP, clip_frames, faulty_videos, tiny_model, write_video
+from tests.tracker.runtime_fixtures import (
+    CLIP,
+    clip_frames,
+    faulty_videos,
+    interrupt_when,
+    tiny_model,
+    write_video,
+)
 from tracker.cli import build_parser, main
 from tracker.core.pts import read_pts
 
@@ -209,28 +216,15 @@ def test_info_lists_backends_and_the_model(capsys):
 def test_ctrl_c_on_a_real_process(tmp_path):
     """SIGINT to `python -m tracker track` mid-run: exit 130, a playable video and logs with
     the same frames."""
-    import signal
-    import subprocess
     import sys
-    import time
 
-    from tests.tracker.runtime_fixtures import ROOT
 
     long = write_video(tmp_path / "long.mp4", list(clip_frames()) * 4)  # 288 frames
     cmd = [sys.executable, "-m", "tracker", "track", str(long), "--model", str(tiny_model()),
            "--lost-threshold", "0", "--max-shape-residual", "0", "--quiet", *map(str, _outputs(tmp_path))]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     log = tmp_path / "log.csv"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if log.is_file() and log.read_text().count("\n") > 20:
-            break
-        time.sleep(0.02)
-    if proc.poll() is not None:
-        pytest.skip("the run ended before it could be interrupted")
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err.decode()[-2000:]
+    code, err = interrupt_when(cmd, lambda: log.is_file() and log.read_text().count("\n") > 20)
+    assert code == 130, err[-2000:]
     n_video = _video(tmp_path / "out.mp4")[0]
     n_csv = len(_csv_frames(log))
     assert 20 <= n_csv < 288 and n_video in (n_csv, n_csv + 1)

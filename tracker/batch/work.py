@@ -94,21 +94,13 @@ class _CrashAt:
 def _run(job: VideoJob, tracker_config, outputs, folder: Path, tracker):
     """Run the tracker over the video into `folder`: RunStats (a lent `tracker` stays open)."""
     from tracker.runtime.frames import SourceError
-    from tracker.runtime.run import Run
+    from tracker.runtime.run import Run, open_parts
     from tracker.runtime.tracker import Tracker
     from tracker.runtime.video_source import VideoSource
 
-    source = own = None
-    try:
-        source = VideoSource(job.video)
-        own = Tracker(tracker_config) if tracker is None else None
-        sinks = outputs.sinks(folder, source)
-    except BaseException:
-        if own is not None:
-            own.close()
-        if source is not None:
-            source.close()
-        raise
+    source, own, sinks = open_parts(lambda: VideoSource(job.video),
+                                    lambda: Tracker(tracker_config) if tracker is None else None,
+                                    lambda src: outputs.sinks(folder, src))
     crash = _CrashAt.armed_for(job.video)
     if crash is not None:
         sinks.sinks.append(crash)

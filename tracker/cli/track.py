@@ -80,21 +80,12 @@ def build_sinks(args: argparse.Namespace, source, window: bool = False):
 
 def _run(args: argparse.Namespace, open_source, window: bool, max_frames: int | None = None) -> int:
     """Set up (a failure closes what was opened), run, report; the CLI maps exceptions."""
-    from tracker.runtime.run import Run
+    from tracker.runtime.run import Run, open_parts
     from tracker.runtime.tracker import Tracker
 
-    source = tracker = None
-    try:
-        config = config_from_args(args)
-        source = open_source()
-        tracker = Tracker(config)
-        sinks = build_sinks(args, source, window=window)
-    except BaseException:
-        if tracker is not None:
-            tracker.close()
-        if source is not None:
-            source.close()
-        raise
+    config = config_from_args(args)
+    source, tracker, sinks = open_parts(open_source, lambda: Tracker(config),
+                                        lambda src: build_sinks(args, src, window=window))
     if not sinks.sinks:
         print("note: no output asked for (-o, --pts-dir, --csv, --jsonl, --show); tracking anyway",
               file=sys.stderr)

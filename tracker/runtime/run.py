@@ -128,3 +128,20 @@ class Run:
             return False
         self.source.close()
         return True
+
+
+def open_parts(open_source, make_tracker, make_sinks):
+    """(source, tracker, sinks) of a run, opened in that order by the three callables
+    (`make_tracker()` may return None for a tracker the caller lends; `make_sinks(source)`);
+    when one fails, those already opened are closed before the error goes on."""
+    source = tracker = None
+    try:
+        source = open_source()
+        tracker = make_tracker()
+        return source, tracker, make_sinks(source)
+    except BaseException:
+        if tracker is not None:
+            tracker.close()
+        if source is not None:
+            source.close()
+        raise

@@ -179,30 +179,19 @@ def test_track_videos_gives_evaluation_the_landmarks_of_each_video(tmp_path):
 def test_ctrl_c_on_a_real_process(tmp_path):
     """SIGINT to `python -m tracker batch --serial` mid-video: exit 130, the finished video
     kept, the running one's temporary folder gone, the summary written."""
-    import signal
-    import subprocess
     import sys
-    import time
 
     from tests.tracker.batch.clips import tracker_options
-    from tests.tracker.runtime_fixtures import ROOT, clip_frames, write_video
+    from tests.tracker.runtime_fixtures import clip_frames, interrupt_when, write_video
 
     tree = make_tree(tmp_path / "in")
     long = write_video(tmp_path / "in" / "z_long.mp4", list(clip_frames()) * 4)  # after the others
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "tracker", "batch", str(tree["two"]), str(long), "--out-dir",
            str(out), "--serial", *tracker_options()]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        partial = list(out.glob(".z_long.tmp-*/landmarks.jsonl"))
-        if partial and partial[0].read_text().count("\n") > 20:
-            break
-        time.sleep(0.02)
-    if proc.poll() is not None:
-        pytest.skip("the run ended before it could be interrupted")
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err.decode()[-2000:]
+    ready = lambda: any(p.read_text().count("\n") > 20  # noqa: E731
+                        for p in out.glob(".z_long.tmp-*/landmarks.jsonl"))
+    code, err = interrupt_when(cmd, ready)
+    assert code == 130, err[-2000:]
     assert list(landmarks(out)) == ["a/b/two"] and temporaries(out) == []
     assert not (out / "z_long").exists() and summary(out)["interrupted"]
