@@ -147,3 +147,16 @@ def test_the_registry_holds_the_only_computed_import_of_engines():
     found = {p.name: _computed_imports(p) for p in sorted(engines_dir.rglob("*.py"))}
     assert {name for name, lines in found.items() if lines} == {"registry.py"}
     assert len(found["registry.py"]) == 1
+
+
+def test_a_bundled_model_is_named_without_a_path(tmp_path, monkeypatch):
+    from tracker.core.modelfile import MODELS_DIR, ModelFileError
+    from tracker.engines.registry import resolve_model
+
+    assert resolve_model("rt-m") == MODELS_DIR / "rt-m.onnx"
+    assert resolve_model("rt-m", ".pt") == MODELS_DIR / "rt-m.pt"
+    with pytest.raises(ModelFileError, match="nor a bundled model"):
+        resolve_model("no-such-model")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rt-m").write_bytes(b"")  # a file of that name here wins
+    assert resolve_model("rt-m") == Path("rt-m")

@@ -18,7 +18,7 @@ def tracker_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", default="onnxruntime", choices=list(BACKENDS),
                    help="inference backend (default: onnxruntime, CPU)")
     g.add_argument("--model", default=None,
-                   help="model file (.onnx; .pt for torch); default: the bundled rt-m")
+                   help="model file (.onnx; .pt for torch) or a bundled model's name (rt-m, rt-m2); default: the bundled rt-m")
     g.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: its own)")
     g.add_argument("--every", type=int, default=10, metavar="N",
                    help="re-detect faces every N frames (default 10; tracks that are lost are "
