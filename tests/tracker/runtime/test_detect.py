@@ -96,3 +96,20 @@ def test_constants_are_the_calibrated_ones():
     for name in ("short", "full"):
         m = CALIBRATION[name]
         assert m.dy > 0 and 0.8 < m.sx < 1.0 and 0.8 < m.sy < 1.0
+
+
+def test_both_merges_short_and_full_range_without_duplicates():
+    import av
+
+    from tests.tracker.runtime_fixtures import FIXTURES, clip_frames
+
+    with av.open(str(FIXTURES / "footage" / "two_faces" / "vid.mp4")) as c:
+        wide = next(iter(c.decode(video=0))).to_ndarray(format="rgb24")  # a 300 px and a 130 px face
+    with FaceDetector("short") as short, FaceDetector("both") as both:
+        assert len(short.detect(wide)) == 1  # short range misses the small face
+        found = both.detect(wide)
+        assert len(found) == 2 and found[0].score >= found[1].score
+        assert {d.box[0] < 640 for d in found} == {True, False}  # one on each side
+        one = both.detect(clip_frames()[0])
+        assert len(one) == 1  # found by both models, kept once (the short range's box)
+        np.testing.assert_allclose(one[0].box, short.detect(clip_frames()[0])[0].box)
