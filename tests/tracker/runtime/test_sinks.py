@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from fractions import Fraction
 
 import av
@@ -241,7 +242,7 @@ def virtual_display(monkeypatch):
 
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (apt-get install xvfb)")
-    display = f":{200 + __import__('os').getpid() % 500}"
+    display = f":{200 + os.getpid() % 500}"
     proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
