@@ -14,6 +14,12 @@ What the registry needs of a backend class, besides the protocol:
     from_options(path, options: BackendOptions) -> backend
     availability() -> str        # "available (...)", else raises saying why not
 
+Optionally, a GPU backend decodes where its heatmaps lie (the CUDA local-soft-argmax kernel),
+and the tracker's aligner then uses it instead of copying heatmaps back:
+
+    backend.decode_on_device(x, to_frame: (B, 2, 3) input -> frame transforms)
+        -> ((B, K, 2) frame-pixel points, (B, K) peak values)
+
 This module imports nothing heavy (numpy only), so that any backend module may import it.
 """
 from __future__ import annotations

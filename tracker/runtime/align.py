@@ -5,7 +5,8 @@ extent of the 68 points, see `tracker.core.geometry.landmarks_crop_transform`): 
 with `crop_transform(box, input_hw, info.crop_ratio)`, all faces of a frame go through the
 backend as one batch, the heatmaps are decoded by the model's codec (or an injected `decode`,
 e.g. a CUDA kernel with the same signature) and the points are mapped back to the frame with
-the inverse crop transform.
+the inverse crop transform. A backend that offers `decode_on_device(x, to_frame)` (torch-cuda,
+tensorrt: the CUDA kernel decodes on the device and maps to the frame) does both steps itself.
 """
 from __future__ import annotations
 
@@ -44,6 +45,10 @@ class Aligner:
         self.n_points = int(self.info.model.n_points)
         self.flip_test = bool(flip_test)
         self._flip = list(SCHEMES[self.info.scheme].flip)
+        # a GPU backend's own decoder (the CUDA local soft-argmax kernel on the device output),
+        # unless a decoder is given or the heatmaps must be averaged with their mirror first
+        self._on_device = (decode is None and not self.flip_test
+                           and callable(getattr(backend, "decode_on_device", None)))
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         """(N, 3, H, W) normalised crops -> (N, K, h, w) heatmaps (flip-averaged if asked)."""
@@ -85,6 +90,12 @@ class Aligner:
         crops = np.stack([warp(image_rgb, mi, self.input_hw) for mi in m])  # (N, H, W, 3)
         x = self.info.normalise(crops)  # (N, 3, H, W)
         t1 = time.perf_counter()
+        if self._on_device:  # the backend decodes where its heatmaps lie: only points come back
+            points, scores = self.backend.decode_on_device(x, to_frame=invert(m))  # frame pixels
+            if self.timings is not None:
+                self.timings("crop", t1 - t0)
+                self.timings("infer+decode", time.perf_counter() - t1)
+            return np.asarray(points, np.float64), np.asarray(scores, np.float32)
         heatmaps = self.infer(x)  # (N, K, h, w)
         t2 = time.perf_counter()
         xy, scores = self.decode(heatmaps)  # (N, K, 2) input pixels, (N, K)
