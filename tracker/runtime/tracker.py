@@ -71,7 +71,6 @@ class _Candidate:
     track: _Track | None = None
     unconfirmed: int = 0
     anchored: bool = False  # the region comes from a detection
-    score: float = 0.0  # the detection's
 
 
 class Tracker:
@@ -206,7 +205,7 @@ class Tracker:
                 out.append(_Candidate(p, t, t.unconfirmed + 1))
         taken = set(pairs.values())
         fresh = [j for j in range(len(regions)) if j not in taken][:cfg.max_faces]
-        out += [_Candidate(regions[j], None, 0, anchored=True, score=detections[j].score) for j in fresh]
+        out += [_Candidate(regions[j], None, 0, anchored=True) for j in fresh]  # best score first
         return out
 
     def _covered(self, c: _Candidate, alive: list[_Track]) -> bool:
