@@ -265,3 +265,21 @@ def test_window_shows_the_overlay_on_a_display(virtual_display):
     finally:
         win.close()
         win.close()
+
+
+def test_the_overlays_yuv_conversion_matches_ffmpegs():
+    """VideoSink converts RGB to YUV 4:2:0 with OpenCV (a third of swscale's cost); on a real
+    frame it matches FFmpeg's own conversion to within a level on luma (measured: mean 0.04,
+    max 1) and the round trip back to RGB to 0.07 levels on average."""
+    import cv2
+
+    from tests.tracker.runtime_fixtures import clip_frames
+
+    img = clip_frames()[10]
+    ours = cv2.cvtColor(img, cv2.COLOR_RGB2YUV_I420)
+    ref = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p").to_ndarray()
+    d = np.abs(ours.astype(int) - ref.astype(int))
+    h = img.shape[0]
+    assert d[:h].mean() < 0.1 and d[:h].max() <= 1 and d[h:].mean() < 0.1
+    back = av.VideoFrame.from_ndarray(ours, format="yuv420p").to_ndarray(format="rgb24")
+    assert np.abs(back.astype(int) - img).mean() < 1.5  # FFmpeg's own round trip: 1.34
