@@ -1,5 +1,6 @@
 import numpy as np
 
+from tests.train.dots import dot_centroid
 from tracker.core.geometry import apply
 from tracker.core.landmarks import IBUG68
 from train.augment import AugmentConfig, augment, canonical_transform
@@ -31,10 +32,7 @@ def test_augmented_points_follow_the_pixels(fixture_cache):
     cfg = AugmentConfig(colour=(1, 1), blur=0, grey=0, flip=0.0)
     for _ in range(5):
         out, pts, _ = augment(rng, img, xy, cfg, 128)
-        g = out[..., 0].astype(float)
-        ys, xs = np.nonzero(g > 0)
-        w = g[ys, xs]
-        centroid = np.array([(xs * w).sum() / w.sum(), (ys * w).sum() / w.sum()])
+        centroid = dot_centroid(out)
         assert np.linalg.norm(centroid - pts[30]) < 0.2
 
 

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.train.dots import dot_centroid
 from tracker.core.geometry import apply
 from tracker.core.model_config import ModelConfig
 from train.augment import AugmentConfig, augment, canonical_transform
@@ -80,10 +81,7 @@ def test_augmented_points_follow_the_pixels_at_any_side(side):
     cfg = AugmentConfig(colour=(1, 1), blur=0, grey=0, flip=0.5)
     for _ in range(5):
         out, pts, m = augment(rng, img, xy, cfg, 64)
-        g = out[..., 0].astype(float)
-        ys, xs = np.nonzero(g > 0)
-        w = g[ys, xs]
-        centroid = np.array([(xs * w).sum() / w.sum(), (ys * w).sum() / w.sum()])
+        centroid = dot_centroid(out)
         k = 30  # the nose tip is its own mirror image, so it keeps its index under a flip
         assert np.linalg.norm(centroid - pts[k]) < 0.25
         # the canonical square maps onto the input at scale 0.85-1.15
