@@ -152,9 +152,9 @@ def worker_video(clip: str, repeat: int, every: int, threads: int | None, x264: 
     closes it; each warmed up on one frame first)."""
     from tracker.runtime.config import TrackerConfig
     from tracker.runtime.run import Run
-    from tracker.runtime.sinks import Sinks, VideoSink
+    from tracker.runtime.sinks import Sinks
     from tracker.runtime.tracker import Tracker
-    from tracker.runtime.video_sink import X264
+    from tracker.runtime.video_sink import X264, VideoSink
     from tracker.runtime.video_source import VideoSource
 
     walls, cpus, stages, encode, sizes = [], [], [], [], []

@@ -33,7 +33,8 @@ class Outputs:
 
     def sinks(self, folder: Path, source):
         """The runtime's sinks writing into `folder` (any opened before a failure are closed)."""
-        from tracker.runtime.sinks import CsvSink, JsonlSink, PtsSink, Sinks, VideoSink
+        from tracker.runtime.sinks import CsvSink, JsonlSink, PtsSink, Sinks
+        from tracker.runtime.video_sink import VideoSink
 
         sinks = []
         try:

@@ -53,7 +53,8 @@ def add_commands(sub, epilog: str) -> None:
 
 def build_sinks(args: argparse.Namespace, source, window: bool = False):
     """The outputs the options ask for; any opened before a failure are closed again."""
-    from tracker.runtime.sinks import CsvSink, JsonlSink, PtsSink, Sinks, VideoSink, WindowSink
+    from tracker.runtime.sinks import CsvSink, JsonlSink, PtsSink, Sinks, WindowSink
+    from tracker.runtime.video_sink import VideoSink
 
     sinks = []
     try:

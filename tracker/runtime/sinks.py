@@ -1,4 +1,4 @@
-"""Where results go: an overlay video (PyAV, `tracker.runtime.video_sink`, re-exported here),
+"""Where results go: an overlay video (PyAV, `tracker.runtime.video_sink`),
 a live window (OpenCV), and landmark logs (300VW-style .pts per frame, CSV, JSONL).
 
 Every sink has `write(frame, result, overlay)` (overlay: the (H, W, 3) uint8 RGB frame with
@@ -27,7 +27,6 @@ import numpy as np
 from tracker.core.pts import write_pts
 from tracker.runtime.frames import Frame
 from tracker.runtime.results import Face, FrameResult
-from tracker.runtime.video_sink import VideoSink, letterbox  # noqa: F401 - re-exported
 
 log = logging.getLogger("tracker")
 

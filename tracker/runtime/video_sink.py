@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from tracker.runtime.frames import Frame, reason
+from tracker.runtime.sinks import SinkError
 
 log = logging.getLogger("tracker")
 
@@ -60,12 +61,6 @@ def letterbox(image: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def _sink_error(message: str) -> Exception:
-    from tracker.runtime.sinks import SinkError  # sinks re-exports this module: import late
-
-    return SinkError(message)
-
-
 class VideoSink:
     """The overlay frames as a video, H.264 where the container takes it, each frame at its
     own time: `frame.timestamp` less `origin` (None: the first frame's timestamp), in
@@ -89,7 +84,7 @@ class VideoSink:
         self.path = Path(path)
         self.rate = Fraction(rate).limit_denominator(1001000) if rate else Fraction(30)
         if self.rate <= 0:
-            raise _sink_error(f"{self.path}: frame rate must be positive, got {rate}")
+            raise SinkError(f"{self.path}: frame rate must be positive, got {rate}")
         self.audio_from = str(audio_from) if audio_from else None
         self.options = {**(X264 if options is None else options), "crf": str(crf)}
         self.threads = threads
@@ -110,7 +105,7 @@ class VideoSink:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._out = av.open(str(self.path), "w")
         except (av.error.FFmpegError, OSError, ValueError) as e:
-            raise _sink_error(f"{self.path}: cannot write a video here ({reason(e)}; use a .mp4, "
+            raise SinkError(f"{self.path}: cannot write a video here ({reason(e)}; use a .mp4, "
                               f".mkv, .mov or .avi name in a writable folder)") from None
 
     # -- the caller's thread -----------------------------------------------------------------
@@ -118,7 +113,7 @@ class VideoSink:
         """Queue the (H, W, 3) uint8 RGB `overlay` at `frame`'s time (waits while the queue
         is full; raises what the encoder thread raised)."""
         if self._closed:
-            raise _sink_error(f"{self.path}: written after close")
+            raise SinkError(f"{self.path}: written after close")
         self._raise_error()
         if self._thread is None:
             self._size = tuple(overlay.shape[:2])
@@ -133,13 +128,11 @@ class VideoSink:
             except queue.Full:
                 if not self._thread.is_alive():
                     self._raise_error()
-                    raise _sink_error(f"{self.path}: the encoder thread ended") from None
+                    raise SinkError(f"{self.path}: the encoder thread ended") from None
         self.frames += 1
 
     def _raise_error(self) -> None:
         """Raise the encoder thread's error (once: a later call does not raise it again)."""
-        from tracker.runtime.sinks import SinkError
-
         e, self._error = self._error, None
         if isinstance(e, SinkError):
             raise e
@@ -189,7 +182,7 @@ class VideoSink:
             except (av.error.FFmpegError, ValueError, av.codec.codec.UnknownCodecError) as e:
                 last = e
         else:
-            raise _sink_error(f"{self.path}: no video encoder for this container ({reason(last)})")
+            raise SinkError(f"{self.path}: no video encoder for this container ({reason(last)})")
         s.width, s.height = w + w % 2, h + h % 2
         s.pix_fmt = "yuv420p"
         s.codec_context.time_base = TIME_BASE

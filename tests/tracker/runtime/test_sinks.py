@@ -21,12 +21,11 @@ from tracker.runtime.sinks import (
     PtsSink,
     SinkError,
     Sinks,
-    VideoSink,
     WindowSink,
     csv_header,
     draw_overlay,
-    letterbox,
 )
+from tracker.runtime.video_sink import VideoSink, letterbox
 
 
 def _face(fid: int, points: np.ndarray) -> Face:
