@@ -101,7 +101,6 @@ class Tracker:
         self._count = 0
         self._scanned = 0
         self._detected = False
-        self.cuts = 0
         if self.shots is not None:
             self.shots.reset()
         if self.smoother is not None:
@@ -147,9 +146,7 @@ class Tracker:
         if self.shots is None:
             return False
         with self.timings.measure("shots"):
-            cut = self.shots.is_cut(image)
-        self.cuts += cut and self._count > 1
-        return cut
+            return self.shots.is_cut(image)
 
     def _detection_due(self, count: int) -> bool:
         """The schedule: the 1st frame and every `detect_every`-th after it."""
