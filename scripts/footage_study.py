@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scripts.machine import cpu_name  # noqa: E402
-from tracker.core.datasets import image_folder  # noqa: E402
-from tracker.evaluation.footage import score_tracks  # noqa: E402
+from tracker.core.datasets import faces_by_image, image_folder  # noqa: E402
+from tracker.evaluation.footage import score_tracks, stack_labels  # noqa: E402
 
 FOOTAGE = ROOT / "tests" / "fixtures" / "footage"
 PHOTOS = [ROOT / "tests" / "fixtures" / "stills", ROOT / "tests" / "fixtures" / "photos_multi"]
@@ -65,17 +65,11 @@ def photo_folder(tmp: Path) -> tuple[Path, np.ndarray]:
     (F, N, 68, 2) with NaN padding."""
     folder = tmp / "photos"
     folder.mkdir()
-    by_image: dict[str, list[np.ndarray]] = {}
-    for root in PHOTOS:
-        for rec in image_folder(root):
-            by_image.setdefault(str(rec.image), []).append(rec.points)
-    names = sorted(by_image, key=lambda p: Path(p).name)
-    n = max(len(v) for v in by_image.values())
-    labels = np.full((len(names), n, 68, 2), np.nan)
+    by_image = faces_by_image(rec for root in PHOTOS for rec in image_folder(root))
+    names = sorted(by_image, key=lambda p: p.name)
     for i, name in enumerate(names):
-        (folder / f"{i:03d}{Path(name).suffix}").symlink_to(name)
-        for k, p in enumerate(by_image[name]):
-            labels[i, k] = p
+        (folder / f"{i:03d}{name.suffix}").symlink_to(name)
+    labels = stack_labels([by_image[name] for name in names])
     return folder, labels
 
 

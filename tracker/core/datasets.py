@@ -15,7 +15,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -76,6 +76,14 @@ def _group_of(stem: str) -> str:
         return stem
     m = re.fullmatch(r"(.+?)_(\d+)", stem)
     return m.group(1) if m else stem
+
+
+def faces_by_image(records: Iterable[FaceRecord]) -> dict[Path, list[np.ndarray]]:
+    """The labelled faces of each image, in the records' order: {image: [(K, 2) float64 points]}."""
+    out: dict[Path, list[np.ndarray]] = {}
+    for r in records:
+        out.setdefault(Path(r.image), []).append(np.asarray(r.points, np.float64))
+    return out
 
 
 def video_clip(clip_dir: str | os.PathLike, n_points: int = 68) -> tuple[Path, dict[int, np.ndarray]]:

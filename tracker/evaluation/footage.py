@@ -22,6 +22,18 @@ from tracker.core.metrics import nme
 from tracker.evaluation.scoring import MISSED_NME, pick_face
 
 
+def stack_labels(faces: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
+    """Per-frame lists of (K, 2) labelled faces as (F, N, K, 2), NaN where a frame has fewer
+    than N faces (the `labels` of `score_tracks`)."""
+    n = max((len(f) for f in faces), default=0)
+    k = next((len(p) for f in faces for p in f), 68)
+    out = np.full((len(faces), n, k, 2), np.nan)
+    for i, f in enumerate(faces):
+        if len(f):
+            out[i, :len(f)] = f
+    return out
+
+
 def score_tracks(faces: Sequence[Sequence], labels: np.ndarray) -> dict:
     """`faces[f]`: the returned faces of frame f (objects with `.id` and `.points` (68, 2));
     `labels` (F, N, 68, 2). See the module docstring for what is returned."""

@@ -11,7 +11,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from tracker.core.datasets import FaceRecord, image_folder, read_image, wflw_list
+from tracker.core.datasets import FaceRecord, faces_by_image, image_folder, read_image, wflw_list
 from tracker.core.geometry import points_box
 from tracker.evaluation.scoring import (
     EvalError,
@@ -97,9 +97,7 @@ def evaluate_images(records: Iterable[FaceRecord], model, protocol: str = "gt-bo
     from tqdm import tqdm
 
     predict = as_predictor(model, protocol)
-    by_image: dict[Path, list[np.ndarray]] = {}
-    for r in records:
-        by_image.setdefault(Path(r.image), []).append(np.asarray(r.points, np.float64))
+    by_image = faces_by_image(records)
     rows: list[FaceRow] = []
     if by_image:  # warm-up call (first-run allocations), not timed; predictors keep no state
         first = next(iter(by_image))

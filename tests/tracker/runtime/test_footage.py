@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracker.core.datasets import image_folder
+from tracker.core.datasets import faces_by_image, image_folder
 from tracker.core.landmarks import IBUG68
 from tracker.core.shape import MEAN_SHAPE_IBUG68
-from tracker.evaluation.footage import score_tracks
+from tracker.evaluation.footage import score_tracks, stack_labels
 from tracker.runtime.association import keep_distinct, overlap_fraction
 from tracker.runtime.config import TrackerConfig
 from tracker.runtime.frames import Frame
@@ -132,16 +132,10 @@ def test_a_folder_of_unrelated_photos_matches_no_tracking(tmp_path):
     (the shot test makes every unrelated photo a cut)."""
     frames, labels = [], []
     for root in (FIXTURES / "stills", FIXTURES / "photos_multi"):
-        by_image: dict = {}
-        for rec in image_folder(root):
-            by_image.setdefault(rec.image, []).append(rec.points)
-        for image, pts in sorted(by_image.items()):
+        for image, pts in sorted(faces_by_image(image_folder(root)).items()):
             frames.append(cv2.cvtColor(cv2.imread(str(image)), cv2.COLOR_BGR2RGB))
             labels.append(pts)
-    n = max(len(p) for p in labels)
-    lab = np.full((len(frames), n, 68, 2), np.nan)
-    for i, pts in enumerate(labels):
-        lab[i, :len(pts)] = pts
+    lab = stack_labels(labels)
     out = {}
     for tracking in (True, False):
         with Tracker(TrackerConfig(tracking=tracking)) as t:
