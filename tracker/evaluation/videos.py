@@ -76,12 +76,17 @@ def predict_clip(tracker, video: str | os.PathLike, last_frame: int, max_frames:
     """Run a tracker (`reset()`, `process(frame_rgb, index, timestamp) -> result with .faces`)
     over a clip's frames (`numbered_frames`); yields (1-based frame number, [(K, 2) faces],
     seconds spent in `process`). Stops after `last_frame` (the last annotated one) or
-    `max_frames` frames."""
+    `max_frames` frames. Our `Tracker` takes the frames as decoded (YUV planes, as in
+    `tracker track`); any other tracker gets RGB arrays."""
+    from tracker.runtime.tracker import Tracker
+
+    planes = isinstance(tracker, Tracker)
     tracker.reset()
     with contextlib.closing(numbered_frames(video, last_frame, max_frames)) as frames:
         for number, fr in frames:
             t0 = time.perf_counter()
-            result = tracker.process(fr.image, index=fr.index, timestamp=fr.timestamp)
+            result = tracker.process(fr.pixels if planes else fr.image, index=fr.index,
+                                     timestamp=fr.timestamp)
             dt = time.perf_counter() - t0
             if on_frame is not None:
                 on_frame()

@@ -15,8 +15,9 @@ from typing import Callable
 
 import numpy as np
 
-from tracker.core.geometry import apply, crop_transform, invert, points_box, warp
+from tracker.core.geometry import apply, crop_transform, invert, points_box
 from tracker.core.landmarks import SCHEMES
+from tracker.core.yuv import YUV420, cut
 from tracker.engines.backend import Backend
 
 #: (B, K, h, w) heatmaps -> ((B, K, 2) points in network-input pixels, (B, K) peak values)
@@ -75,19 +76,21 @@ class Aligner:
         m = self.crop_transforms(boxes) if len(boxes) else np.zeros((0, 2, 3))
         return self.align_crops(image_rgb, m)
 
-    def align_crops(self, image_rgb: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def align_crops(self, image_rgb: np.ndarray | YUV420, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Landmarks of the faces that the (N, 2, 3) frame-to-crop transforms `m` cut out of
-        `image_rgb` ((H, W, 3) uint8): (N, K, 2) float64 frame pixels, (N, K) float32 peaks."""
-        image_rgb = np.asarray(image_rgb)
-        if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
-            raise ValueError(f"align: expected an (H, W, 3) uint8 RGB image, got "
-                             f"{image_rgb.shape} {image_rgb.dtype}")
+        `image_rgb` ((H, W, 3) uint8, or a decoder's YUV420 planes): (N, K, 2) float64 frame
+        pixels, (N, K) float32 peaks."""
+        if not isinstance(image_rgb, YUV420):
+            image_rgb = np.asarray(image_rgb)
+            if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
+                raise ValueError(f"align: expected an (H, W, 3) uint8 RGB image, got "
+                                 f"{image_rgb.shape} {image_rgb.dtype}")
         m = np.asarray(m, np.float64).reshape(-1, 2, 3)
         n, k = len(m), self.n_points
         if n == 0:
             return np.zeros((0, k, 2)), np.zeros((0, k), np.float32)
         t0 = time.perf_counter()
-        crops = np.stack([warp(image_rgb, mi, self.input_hw) for mi in m])  # (N, H, W, 3)
+        crops = np.stack([cut(image_rgb, mi, self.input_hw) for mi in m])  # (N, H, W, 3)
         x = self.info.normalise(crops)  # (N, 3, H, W)
         t1 = time.perf_counter()
         if self._on_device:  # the backend decodes where its heatmaps lie: only points come back

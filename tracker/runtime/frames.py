@@ -6,7 +6,9 @@ their timestamps where the rate is constant, so an undecodable frame leaves a ga
 (H, W, 3) uint8 RGB array (`tracker.core.images.to_rgb` is applied where frames enter). A
 frame that cannot be decoded or read is skipped and counted (`source.skipped`, one message
 per frame); a source that cannot be opened at all raises `SourceError`, whose message names
-the file or device and the problem.
+the file or device and the problem. A video decoder's frames may come as their YUV planes
+(`tracker.core.yuv.YUV420`, `Frame.pixels`): the tracker cuts its crops from the planes, and
+`Frame.image` converts the whole frame only when something asks for it (the overlay).
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
+
+from tracker.core.yuv import YUV420, rgb_of
 
 
 class SourceError(RuntimeError):
@@ -28,13 +32,18 @@ class SourceLost(SourceError):
 @dataclass(frozen=True)
 class Frame:
     """One decoded frame: `index` 0-based (strictly increasing; gaps where a frame was lost),
-    `timestamp` in seconds, `image` (H, W, 3) uint8 RGB C-contiguous, `name` the file stem
-    for image folders."""
+    `timestamp` in seconds, `pixels` an (H, W, 3) uint8 RGB C-contiguous array or a `YUV420`
+    frame, `name` the file stem for image folders."""
 
     index: int
     timestamp: float
-    image: np.ndarray
+    pixels: np.ndarray | YUV420
     name: str | None = None
+
+    @property
+    def image(self) -> np.ndarray:
+        """The frame as (H, W, 3) uint8 RGB (YUV planes converted once, on first use)."""
+        return rgb_of(self.pixels)
 
 
 class Source:

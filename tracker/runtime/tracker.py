@@ -35,6 +35,7 @@ from tracker.core.geometry import points_box
 from tracker.core.images import to_rgb
 from tracker.core.landmarks import SCHEMES
 from tracker.core.shape import shape_residual
+from tracker.core.yuv import YUV420, rgb_of
 from tracker.engines.backend import Backend
 from tracker.engines.registry import load_backend
 from tracker.runtime.align import Aligner, Decoder
@@ -107,14 +108,15 @@ class Tracker:
             self.smoother.reset()
 
     # -- one frame -------------------------------------------------------------------------
-    def process(self, frame_rgb: np.ndarray, index: int = 0, timestamp: float = 0.0,
+    def process(self, frame_rgb: np.ndarray | YUV420, index: int = 0, timestamp: float = 0.0,
                 detections: list[Detection] | None = None, cut: bool | None = None) -> FrameResult:
-        """Faces of one frame ((H, W), (H, W, 3) or (H, W, 4) uint8; RGB). `index` and
+        """Faces of one frame ((H, W), (H, W, 3) or (H, W, 4) uint8, RGB; or a decoder's
+        `YUV420` planes, from which only the crops are converted). `index` and
         `timestamp` are reported back (and drive the smoother); the detection schedule counts
         the calls. `cut` and `detections`, when given, come from `scan` run on this frame
         ahead of time (in the pipeline's detection thread); otherwise they are found here,
         on the same schedule, so both ways give the same faces."""
-        image = to_rgb(frame_rgb)
+        image = _pixels(frame_rgb)
         self._count += 1
         self._detected = detections is not None
         if cut is None:
@@ -139,7 +141,7 @@ class Tracker:
         return FrameResult(int(index), float(timestamp), self._faces(alive, timestamp),
                            detected=self._detected)
 
-    def _is_cut(self, image: np.ndarray) -> bool:
+    def _is_cut(self, image: np.ndarray | YUV420) -> bool:
         """A shot change (every frame is one without tracking: faces come from detections)."""
         if not self.config.tracking:
             return True
@@ -152,23 +154,23 @@ class Tracker:
         """The schedule: the 1st frame and every `detect_every`-th after it."""
         return (count - 1) % self.config.detect_every == 0
 
-    def _detect(self, image: np.ndarray) -> list[Detection]:
+    def _detect(self, image: np.ndarray | YUV420) -> list[Detection]:
         with self._detector_lock, self.timings.measure("detect"):
-            found = self.detector.detect(image)
+            found = self.detector.detect(rgb_of(image))
         self._detected = True
         return self._usable(found)
 
-    def scan(self, image: np.ndarray) -> tuple[bool, list[Detection] | None]:
+    def scan(self, image: np.ndarray | YUV420) -> tuple[bool, list[Detection] | None]:
         """The detection side of the frame after the last one scanned: whether it is a cut,
         and its detections if the schedule (or the cut) wants them. The pipeline runs this in
         its own thread ahead of `process`, so tracking never waits for the detector."""
         self._scanned += 1
-        image = to_rgb(image)
+        image = _pixels(image)
         cut = self._is_cut(image)
         if not (cut or self._detection_due(self._scanned)):
             return cut, None
         with self._detector_lock, self.timings.measure("detect"):
-            return cut, self.detector.detect(image)
+            return cut, self.detector.detect(rgb_of(image))
 
     def _usable(self, detections: list[Detection]) -> list[Detection]:
         m = self.config.min_face_size
@@ -209,7 +211,7 @@ class Tracker:
         boxes = as_boxes(t.region.box for t in alive)
         return bool(len(boxes)) and float(box_iou(c.region.box, boxes).max()) >= self.config.match_iou
 
-    def _align(self, image: np.ndarray, candidates: list[_Candidate]) -> tuple[list[_Track], list[_Track]]:
+    def _align(self, image: np.ndarray | YUV420, candidates: list[_Candidate]) -> tuple[list[_Track], list[_Track]]:
         """Align every candidate in one batch: (faces that look like faces, tracks lost)."""
         if not candidates:
             return [], []
@@ -316,11 +318,11 @@ class Tracker:
                 src.close()
 
     def _scan_stage(self, frame: Frame) -> tuple[Frame, bool, list[Detection] | None]:
-        return (frame, *self.scan(frame.image))
+        return (frame, *self.scan(frame.pixels))
 
     def _track_stage(self, item: tuple[Frame, bool, list[Detection] | None]) -> tuple[Frame, FrameResult]:
         frame, cut, detections = item
-        return frame, self.process(frame.image, frame.index, frame.timestamp, detections, cut)
+        return frame, self.process(frame.pixels, frame.index, frame.timestamp, detections, cut)
 
     def close(self) -> None:
         """Release the detector (the backend holds no OS resources)."""
@@ -333,3 +335,8 @@ class Tracker:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _pixels(image: np.ndarray | YUV420) -> np.ndarray | YUV420:
+    """A frame as the tracker takes it: YUV planes as they are, any image array as RGB."""
+    return image if isinstance(image, YUV420) else to_rgb(image)

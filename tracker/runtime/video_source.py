@@ -5,7 +5,10 @@ container's average rate equals its base rate) and timestamps: index = round((t 
 fps), kept strictly increasing, so a packet that cannot be decoded leaves a gap instead of
 shifting every later frame's number (a 300VW label stays on its frame). Otherwise (variable
 rate, or no timestamps) frames are numbered in decoding order. A frame's timestamp is its
-presentation time in seconds since the stream's start (`FrameNumbers`).
+presentation time in seconds since the stream's start (`FrameNumbers`). Frames decoded as
+8-bit 4:2:0 of even size in BT.601 or BT.709 (nearly every H.264 and HEVC file) come as their
+planes (`tracker.core.yuv.YUV420`), with PyAV's own RGB conversion for whoever needs the whole
+frame; any other format is converted to RGB here.
 """
 from __future__ import annotations
 
@@ -16,12 +19,25 @@ from pathlib import Path
 from typing import Iterator
 
 from tracker.core.images import to_rgb
+from tracker.core.yuv import BT601, BT709, YUV420
 from tracker.runtime.frames import Frame, Source, SourceError, reason
 
 log = logging.getLogger("tracker")
 
 #: Decoding stops after this many consecutive undecodable packets (a corrupt tail).
 MAX_CONSECUTIVE_ERRORS = 25
+#: FFmpeg's colour spaces (AVColorSpace) that YUV420 converts as swscale does: BT.709 (1),
+#: unspecified (2: swscale's default, BT.601), BT.470BG and SMPTE 170M (5, 6: BT.601).
+COLOURS = {1: BT709, 2: BT601, 5: BT601, 6: BT601}
+
+
+def pixels_of(vf):
+    """A PyAV VideoFrame -> its YUV420 planes (see the module doc) or an RGB array."""
+    colour = COLOURS.get(vf.colorspace)
+    if (vf.format.name == "yuv420p" and colour is not None and vf.width % 2 == 0
+            and vf.height % 2 == 0 and vf.color_range != 2):  # 2: full range (JPEG)
+        return YUV420.from_i420(vf.to_ndarray(), colour, lambda: to_rgb(vf.to_ndarray(format="rgb24")))
+    return to_rgb(vf.to_ndarray(format="rgb24"))
 
 
 class FrameNumbers:
@@ -134,11 +150,11 @@ class VideoSource(Source):
             for vf in decoded:
                 index, t = numbers(float(vf.time) if vf.time is not None else None)
                 try:
-                    image = to_rgb(vf.to_ndarray(format="rgb24"))
+                    pixels = pixels_of(vf)
                 except (ValueError, av.error.FFmpegError) as e:
                     self.skipped.append(f"{self.path}: frame {index} unusable ({reason(e)})")
                     continue
-                yield Frame(index, t, image)
+                yield Frame(index, t, pixels)
                 count += 1
         if self.frames_declared and count < self.frames_declared:
             self.skipped.append(f"{self.path}: the file declares {self.frames_declared} frames, "

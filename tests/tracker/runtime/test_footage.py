@@ -23,6 +23,7 @@ from tracker.runtime.association import keep_distinct, overlap_fraction
 from tracker.runtime.config import TrackerConfig
 from tracker.runtime.frames import Frame
 from tracker.runtime.tracker import Tracker
+from tracker.runtime.video_source import VideoSource
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 FOOTAGE = FIXTURES / "footage"
@@ -151,11 +152,10 @@ def test_a_folder_of_unrelated_photos_matches_no_tracking(tmp_path):
 
 @pytest.mark.parametrize("case", ["cut", "two_faces"])
 def test_the_pipeline_detects_in_its_own_thread_and_gives_what_process_gives(case):
-    import av
-
     threaded, _ = run(case)
-    with av.open(str(FOOTAGE / case / "vid.mp4")) as c:
-        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    source = VideoSource(FOOTAGE / case / "vid.mp4")
+    frames = [f.pixels for f in source]  # as the pipeline gets them (YUV planes)
+    source.close()
     with Tracker(TrackerConfig()) as t:
         inline = [t.process(f, i) for i, f in enumerate(frames)]
         assert "scan" not in t.timings.seconds

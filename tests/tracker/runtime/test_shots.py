@@ -29,3 +29,26 @@ def test_thumbnail_shape_and_odd_sizes():
     assert thumbnail(np.zeros((10, 10, 3), np.uint8)).shape == (16, 16)
     with pytest.raises(ValueError):
         ShotChangeDetector(threshold=0)
+
+
+def test_the_decoders_planes_give_the_same_shot_differences():
+    """The thumbnail of a YUV420 frame (its luma) and of its RGB conversion: the same cuts and
+    frame-to-frame differences on a clip with a cut."""
+    from tests.tracker.runtime_fixtures import FIXTURES
+    from tracker.core.yuv import YUV420
+    from tracker.runtime.video_source import VideoSource
+
+    source = VideoSource(FIXTURES / "footage" / "cut" / "vid.mp4")
+    frames = list(source)
+    source.close()
+    assert all(isinstance(f.pixels, YUV420) for f in frames)
+    diffs = []
+    for pixels in ([f.pixels for f in frames], [f.image for f in frames]):
+        shots, d = ShotChangeDetector(), []
+        for p in pixels:
+            shots.is_cut(p)
+            d.append(shots.last_difference)
+        diffs.append(np.array(d))
+    assert ((diffs[0] > THRESHOLD) == (diffs[1] > THRESHOLD)).all()
+    assert (diffs[0] > THRESHOLD).sum() >= 2  # the first frame and the cut
+    assert np.abs(diffs[0] - diffs[1]).max() < 0.002  # measured 0.0006
