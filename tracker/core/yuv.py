@@ -8,9 +8,10 @@ needs:
   planes through the same transform from their half-size coordinates) and only the crop
   converted to RGB: the RGB path's crop within rounding (the test bounds it);
 - `grey_sample(k)`: every k-th luma sample as full-range grey, for the shot test;
-- `rgb()`: the whole frame in RGB, converted once and only when something asks (the detector,
-  the overlay), by the decoder's own converter when one is given (PyAV's, the reference) and
-  else here.
+- `half_rgb()`: the frame at half size in RGB, for the face detector (BlazeFace sees 128 or
+  192 pixels of it anyway);
+- `rgb()`: the whole frame in RGB, converted once and only when something asks (the overlay),
+  by the decoder's own converter when one is given (PyAV's, the reference) and else here.
 
 Conventions (ITU-R BT.601 / BT.709, as FFmpeg's swscale): limited range Y in [16, 235], chroma
 in [16, 240] centred on 128 (full range: [0, 255] for all three); chroma samples sit at the
@@ -109,6 +110,15 @@ class YUV420:
                 up = [cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) for p in (self.u, self.v)]
                 self._rgb = yuv_to_rgb(cv2.merge([self.y, *up]), self.colour)
         return self._rgb
+
+    def half_rgb(self) -> np.ndarray:
+        """The frame at half size, (H/2, W/2, 3) uint8 RGB: each 2x2 block of luma averaged
+        with the block's own chroma sample (no upsampling, a quarter of the pixels)."""
+        import cv2
+
+        h, w = self.y.shape
+        y = cv2.resize(self.y, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        return yuv_to_rgb(cv2.merge([y, self.u, self.v]), self.colour)
 
     def crop(self, m: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
         """The (h, w, 3) uint8 RGB crop that the frame-to-crop transform `m` (2, 3) cuts, as

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tracker.core.yuv import YUV420
+
 MODELS = {"short": 0, "full": 1}  # mediapipe's model_selection: short range (< 2 m), full range
 #: auto: short range, full range where short finds nothing; both: short and full range on
 #: every detection, merged (full range finds small faces beside large ones that short misses)
@@ -23,6 +25,9 @@ CHOICES = ("short", "full", "auto", "both")
 #: mapping is the more accurate: see CALIBRATION).
 MERGE_IOU = 0.3
 KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth_centre", "right_ear", "left_ear")
+#: A YUV420 frame whose shorter side is at least this is detected on at half size: BlazeFace
+#: scales its input to 128 (short) or 192 (full range) pixels, so half of 384 loses nothing.
+HALF_SIZE_FROM = 384
 
 
 @dataclass(frozen=True)
@@ -105,23 +110,29 @@ class FaceDetector:
             model_selection=MODELS[n], min_detection_confidence=self.min_score),
             CALIBRATION[n] if mapping is None else mapping) for n in names]
 
-    def detect(self, image_rgb: np.ndarray) -> list[Detection]:
-        """Faces in an (H, W, 3) uint8 RGB image, highest score first."""
+    def detect(self, image_rgb: np.ndarray | YUV420) -> list[Detection]:
+        """Faces in an (H, W, 3) uint8 RGB image or a decoder's YUV420 frame (detected on at
+        half size when large: `HALF_SIZE_FROM`), highest score first, in frame pixels."""
+        size_hw = image_rgb.shape[:2]
+        if isinstance(image_rgb, YUV420):
+            image_rgb = image_rgb.half_rgb() if min(size_hw) >= HALF_SIZE_FROM else image_rgb.rgb()
         image_rgb = np.ascontiguousarray(image_rgb)
         if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
             raise ValueError(f"detect: expected an (H, W, 3) uint8 RGB image, got "
                              f"{image_rgb.shape} {image_rgb.dtype}")
         if self.model == "both":
-            return _merge(*(self._run(s, m, image_rgb) for s, m in self._stages))
+            return _merge(*(self._run(s, m, image_rgb, size_hw) for s, m in self._stages))
         for solution, mapping in self._stages:
-            found = self._run(solution, mapping, image_rgb)
+            found = self._run(solution, mapping, image_rgb, size_hw)
             if found:
                 return found
         return []
 
     @staticmethod
-    def _run(solution, mapping: BoxMapping, image_rgb: np.ndarray) -> list[Detection]:
-        h, w = image_rgb.shape[:2]
+    def _run(solution, mapping: BoxMapping, image_rgb: np.ndarray,
+             size_hw: tuple[int, int]) -> list[Detection]:
+        """One model on `image_rgb`, a frame of `size_hw` (or that frame scaled)."""
+        h, w = size_hw
         result = solution.process(image_rgb)
         out = []
         for det in result.detections or []:

@@ -35,7 +35,7 @@ from tracker.core.geometry import points_box
 from tracker.core.images import to_rgb
 from tracker.core.landmarks import SCHEMES
 from tracker.core.shape import shape_residual
-from tracker.core.yuv import YUV420, rgb_of
+from tracker.core.yuv import YUV420
 from tracker.engines.backend import Backend
 from tracker.engines.registry import load_backend
 from tracker.runtime.align import Aligner, Decoder
@@ -156,7 +156,7 @@ class Tracker:
 
     def _detect(self, image: np.ndarray | YUV420) -> list[Detection]:
         with self._detector_lock, self.timings.measure("detect"):
-            found = self.detector.detect(rgb_of(image))
+            found = self.detector.detect(image)
         self._detected = True
         return self._usable(found)
 
@@ -170,7 +170,7 @@ class Tracker:
         if not (cut or self._detection_due(self._scanned)):
             return cut, None
         with self._detector_lock, self.timings.measure("detect"):
-            return cut, self.detector.detect(rgb_of(image))
+            return cut, self.detector.detect(image)
 
     def _usable(self, detections: list[Detection]) -> list[Detection]:
         m = self.config.min_face_size

@@ -113,3 +113,24 @@ def test_both_merges_short_and_full_range_without_duplicates():
         one = both.detect(clip_frames()[0])
         assert len(one) == 1  # found by both models, kept once (the short range's box)
         np.testing.assert_allclose(one[0].box, short.detect(clip_frames()[0])[0].box)
+
+
+def test_a_large_yuv_frame_is_detected_at_half_size_with_the_same_faces():
+    """Two faces crossing in a 960x540 clip: the decoder's planes, detected on at half size,
+    give the faces that the full RGB frame gives, in frame pixels."""
+    from tests.tracker.runtime_fixtures import FIXTURES
+    from tracker.core.yuv import YUV420
+    from tracker.runtime.detect import HALF_SIZE_FROM
+    from tracker.runtime.video_source import VideoSource
+
+    source = VideoSource(FIXTURES / "footage" / "crossing" / "vid.mp4")
+    frames = list(source)[::6]
+    source.close()
+    assert isinstance(frames[0].pixels, YUV420) and min(frames[0].pixels.shape[:2]) >= HALF_SIZE_FROM
+    ious = []
+    with FaceDetector("both") as det:
+        for f in frames:
+            half, full = det.detect(f.pixels), det.detect(f.image)
+            assert len(half) == len(full) == 2
+            ious += list(box_iou(np.stack([d.box for d in full]), np.stack([d.box for d in half])).max(1))
+    assert np.mean(ious) > 0.9 and np.min(ious) > 0.65  # measured 0.93, 0.73
