@@ -27,10 +27,14 @@ def apply(m: np.ndarray, xy: np.ndarray) -> np.ndarray:
 
 
 def invert(m: np.ndarray) -> np.ndarray:
-    """Inverse of (..., 2, 3) affine transforms."""
+    """Inverse of (..., 2, 3) affine transforms (in closed form: `np.linalg.inv` costs a
+    millisecond a call when its BLAS threads compete with the tracker's for the cores)."""
     m = np.asarray(m, dtype=np.float64)
-    a = m[..., :, :2]
-    ainv = np.linalg.inv(a)
+    a, b, c, d = m[..., 0, 0], m[..., 0, 1], m[..., 1, 0], m[..., 1, 1]
+    det = a * d - b * c
+    if not np.all(np.isfinite(det)) or np.any(det == 0):
+        raise np.linalg.LinAlgError("Singular matrix")
+    ainv = np.stack([np.stack([d, -b], -1), np.stack([-c, a], -1)], -2) / det[..., None, None]
     t = -(ainv @ m[..., :, 2:])
     return np.concatenate([ainv, t], axis=-1)
 

@@ -130,8 +130,8 @@ class YUV420:
         flags = dict(flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         y = cv2.warpAffine(self.y, np.asarray(m, np.float64), (w, h), borderValue=lo, **flags)
         mc = _chroma_transform(m)
-        uv = cv2.warpAffine(np.dstack([self.u, self.v]), mc, (w, h), borderValue=(128, 128), **flags)
-        return yuv_to_rgb(cv2.merge([y, uv]), self.colour)
+        u, v = (cv2.warpAffine(p, mc, (w, h), borderValue=128, **flags) for p in (self.u, self.v))
+        return yuv_to_rgb(cv2.merge([y, u, v]), self.colour)
 
     def grey_sample(self, k: int) -> np.ndarray:
         """Every k-th pixel (from k // 2) as full-range grey, uint8: luma, which is what an

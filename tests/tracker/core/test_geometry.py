@@ -169,3 +169,14 @@ def test_warp_of_an_rgb_image_keeps_channels_and_fills_the_border():
     out = warp(img, m, (40, 50), border_value=7)
     assert out.shape == (40, 50, 3) and out.dtype == np.uint8
     assert (out[0, 0] == 7).all() and (out[15, 15] == 200).all()
+
+
+def test_invert_batches_and_refuses_singular_transforms():
+    rng = np.random.default_rng(0)
+    m = rng.normal(size=(5, 2, 3))
+    batch = invert(m)
+    for mi, bi in zip(m, batch):
+        np.testing.assert_allclose(bi, invert(mi), atol=1e-12)
+        np.testing.assert_allclose(bi[:, :2], np.linalg.inv(mi[:, :2]), atol=1e-9)
+    with pytest.raises(np.linalg.LinAlgError):
+        invert(np.array([[1.0, 2.0, 0.0], [2.0, 4.0, 1.0]]))
