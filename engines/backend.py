@@ -52,12 +52,16 @@ class BackendOptions:
         for each, tensorrt takes the engine built for batches up to the largest.
     build_if_missing: tensorrt builds its engine when none is cached (minutes; fp16 and fp32
         only) instead of refusing with the `engines build` command that builds it.
+    spin: onnxruntime's pool threads wait spinning between operators: faster when the tracker
+        has the machine's cores to itself (640x360: 248 -> 275 fps on 2 cores), CPU burnt
+        for nothing when other processes need them (batch workers turn it off).
     """
 
     threads: int | None = None
     precision: str | None = None
     batches: tuple[int, ...] = (1, 8, 32)
     build_if_missing: bool = False
+    spin: bool = True
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:

@@ -15,14 +15,14 @@ from tracker.engines.backend import BackendOptions, check_input, choose_precisio
 class OnnxBackend:
     """onnxruntime on the CPU; one session, created here, graph optimisation on.
 
-    `threads` sets onnxruntime's intra-op threads (None: its default, one per core). Spinning
-    threads are turned off: the tracker's other stages share the cores."""
+    `threads` sets onnxruntime's intra-op threads (None: its default, one per core); `spin`
+    lets them wait spinning between operators (see `BackendOptions.spin`)."""
 
     name = "onnxruntime"
     model_suffix = ".onnx"
     precisions = ("fp32",)
 
-    def __init__(self, path: str | Path, threads: int | None = None):
+    def __init__(self, path: str | Path, threads: int | None = None, spin: bool = True):
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -35,7 +35,7 @@ class OnnxBackend:
                 raise ValueError(f"threads must be >= 1, got {threads}")
             so.intra_op_num_threads = int(threads)
         so.inter_op_num_threads = 1
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         try:
             self._session = ort.InferenceSession(str(self.path), so,
                                                  providers=["CPUExecutionProvider"])
@@ -47,7 +47,7 @@ class OnnxBackend:
     @classmethod
     def from_options(cls, path: Path, options: BackendOptions) -> OnnxBackend:
         choose_precision(cls.name, cls.precisions, options.precision)
-        return cls(path, options.threads)
+        return cls(path, options.threads, options.spin)
 
     @staticmethod
     def availability() -> str:

@@ -160,3 +160,22 @@ def test_a_bundled_model_is_named_without_a_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "rt-m").write_bytes(b"")  # a file of that name here wins
     assert resolve_model("rt-m") == Path("rt-m")
+
+
+@pytest.mark.parametrize("spin", [True, False])
+def test_onnxruntime_spinning_follows_the_options(model, batch, monkeypatch, spin):
+    import onnxruntime as ort
+
+    from tracker.engines.backend import BackendOptions
+
+    seen = {}
+    real = ort.SessionOptions.add_session_config_entry
+
+    def record(self, key, value):
+        seen[key] = value
+        return real(self, key, value)
+
+    monkeypatch.setattr(ort.SessionOptions, "add_session_config_entry", record)
+    be = load_backend("onnxruntime", model, options=BackendOptions(threads=2, spin=spin))
+    assert seen["session.intra_op.allow_spinning"] == ("1" if spin else "0")
+    np.testing.assert_allclose(be(batch), OnnxBackend(model, threads=1)(batch), atol=1e-5)

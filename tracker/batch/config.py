@@ -14,7 +14,7 @@ JSONL, CSV, PTS_DIR, VIDEO = "landmarks.jsonl", "landmarks.csv", "pts", "overlay
 
 #: TrackerConfig fields that do not change the results (how many threads, queue lengths);
 #: the model is covered by its own hash.
-NOT_HASHED = ("model", "threads", "queue_size")
+NOT_HASHED = ("model", "threads", "spin", "queue_size")
 
 
 @dataclass(frozen=True)

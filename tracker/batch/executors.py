@@ -93,10 +93,12 @@ def ray_session(config: BatchConfig):
 
 
 def _for_worker(tracker_config, config: BatchConfig):
-    """The tracker config a worker uses: onnxruntime threads = its CPUs, unless named."""
-    if tracker_config.threads is not None:
-        return tracker_config
-    return dataclasses.replace(tracker_config, threads=max(1, int(config.cpus_per_worker)))
+    """The tracker config a worker uses: onnxruntime threads = its CPUs, unless named, and
+    not spinning (workers share the machine's cores)."""
+    threads = tracker_config.threads
+    if threads is None:
+        threads = max(1, int(config.cpus_per_worker))
+    return dataclasses.replace(tracker_config, threads=threads, spin=False)
 
 
 def _reason(e: BaseException, last: bool = False) -> str:

@@ -20,6 +20,9 @@ def tracker_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default=None,
                    help="model file (.onnx; .pt for torch) or a bundled model's name (rt-m, rt-m2); default: the bundled rt-m")
     g.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: its own)")
+    g.add_argument("--no-spin", dest="spin", action="store_false",
+                   help="onnxruntime's threads sleep between operators instead of spinning "
+                        "(slower; for machines whose cores other processes need)")
     g.add_argument("--every", type=int, default=10, metavar="N",
                    help="re-detect faces every N frames (default 10; tracks that are lost are "
                         "re-detected at once)")
@@ -54,7 +57,7 @@ def config_from_args(args: argparse.Namespace):
     if args.max_shape_residual is not None:
         extra["max_shape_residual"] = args.max_shape_residual or None  # 0: off
     try:
-        return TrackerConfig(model=args.model, backend=args.backend, threads=args.threads,
+        return TrackerConfig(model=args.model, backend=args.backend, threads=args.threads, spin=args.spin,
                              detector=args.detector, detect_every=args.every,
                              max_faces=args.max_faces, min_detection_score=args.min_score,
                              tracking=not args.no_tracking, smooth=args.smooth,

@@ -19,6 +19,8 @@ class TrackerConfig:
     model: model file (.onnx, or .pt for the torch backends); None = the bundled model.
     backend: "onnxruntime" | "torch" | "torch-cuda" | "tensorrt".
     threads: onnxruntime intra-op threads (None: its default).
+    spin: onnxruntime's threads wait spinning between operators (`BackendOptions.spin`): on
+        for a tracker that has the cores to itself, off where processes share them.
     detector: BlazeFace "both" (short and full range merged), "short" (faces within ~2 m),
         "full" (small faces) or "auto" (full where short finds nothing).
     detect_every: re-detect every N frames (N >= 1) to pick up new faces.
@@ -62,6 +64,7 @@ class TrackerConfig:
     model: str | None = None
     backend: str = "onnxruntime"
     threads: int | None = None
+    spin: bool = True
     detector: str = "both"
     detect_every: int = 10
     max_faces: int = 4

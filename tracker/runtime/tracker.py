@@ -36,7 +36,7 @@ from tracker.core.images import to_rgb
 from tracker.core.landmarks import SCHEMES
 from tracker.core.shape import shape_residual
 from tracker.core.yuv import YUV420
-from tracker.engines.backend import Backend
+from tracker.engines.backend import Backend, BackendOptions
 from tracker.engines.registry import load_backend
 from tracker.runtime.align import Aligner, Decoder
 from tracker.runtime.association import as_boxes, box_iou, keep_distinct, match_boxes
@@ -83,7 +83,7 @@ class Tracker:
         self.config = config = config if config is not None else TrackerConfig()
         self.timings = Timings()
         self.backend = backend if backend is not None else load_backend(
-            config.backend, config.model, config.threads)
+            config.backend, config.model, options=BackendOptions(threads=config.threads, spin=config.spin))
         self.detector = detector if detector is not None else FaceDetector(
             config.detector, config.min_detection_score)
         self.aligner = Aligner(self.backend, decode, timings=self.timings,

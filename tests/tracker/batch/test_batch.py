@@ -195,3 +195,11 @@ def test_ctrl_c_on_a_real_process(tmp_path):
     assert code == 130, err[-2000:]
     assert list(landmarks(out)) == ["a/b/two"] and temporaries(out) == []
     assert not (out / "z_long").exists() and summary(out)["interrupted"]
+
+
+def test_workers_share_the_cores_their_onnxruntime_threads_do_not_spin(tmp_path):
+    cfg = BatchConfig(tmp_path, cpus_per_worker=2)
+    worker = executors._for_worker(TrackerConfig(), cfg)
+    assert worker.threads == 2 and worker.spin is False
+    named = executors._for_worker(TrackerConfig(threads=1), cfg)
+    assert named.threads == 1 and named.spin is False
