@@ -110,9 +110,10 @@ class FaceDetector:
             model_selection=MODELS[n], min_detection_confidence=self.min_score),
             CALIBRATION[n] if mapping is None else mapping) for n in names]
 
-    def detect(self, image_rgb: np.ndarray | YUV420) -> list[Detection]:
+    def detect(self, image_rgb: np.ndarray | YUV420, only: str | None = None) -> list[Detection]:
         """Faces in an (H, W, 3) uint8 RGB image or a decoder's YUV420 frame (detected on at
-        half size when large: `HALF_SIZE_FROM`), highest score first, in frame pixels."""
+        half size when large: `HALF_SIZE_FROM`), highest score first, in frame pixels.
+        `only` ("short" or "full") runs just that one of the "both" detector's models."""
         size_hw = image_rgb.shape[:2]
         if isinstance(image_rgb, YUV420):
             image_rgb = image_rgb.half_rgb() if min(size_hw) >= HALF_SIZE_FROM else image_rgb.rgb()
@@ -120,6 +121,9 @@ class FaceDetector:
         if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
             raise ValueError(f"detect: expected an (H, W, 3) uint8 RGB image, got "
                              f"{image_rgb.shape} {image_rgb.dtype}")
+        if only is not None and self.model == "both":
+            solution, mapping = self._stages[("short", "full").index(only)]
+            return self._run(solution, mapping, image_rgb, size_hw)
         if self.model == "both":
             return _merge(*(self._run(s, m, image_rgb, size_hw) for s, m in self._stages))
         for solution, mapping in self._stages:

@@ -10,7 +10,8 @@ One association step per frame (MediaPipe's face graph and SORT, in small functi
 2. predict: each track's region (`tracker.runtime.regions`: centre, side and roll from its
    last landmarks) moved by its last motion, less a dead zone of 5 % of its side;
 3. detect on the first frame, every `detect_every` frames, on a cut, when no face is tracked,
-   or when a track is lost; match predictions to detections by box IoU: a matched detection
+   or when a track is lost (the scheduled detections of the "both" detector run its short-
+   and full-range models in turn, the others both); match predictions to detections by box IoU: a matched detection
    that disagrees with its track (IoU under `reanchor_iou`, or any cut) re-anchors it, a track
    that no detection confirms is dropped on a cut or after `max_unconfirmed` detection frames,
    an unmatched detection starts a candidate;
@@ -122,8 +123,9 @@ class Tracker:
         if cut is None:
             cut = self._is_cut(image)
         tracks = self._tracks
-        if detections is None and (cut or not tracks or self._detection_due(self._count)):
-            detections = self._detect(image)
+        due = self._detection_due(self._count)
+        if detections is None and (cut or not tracks or due):
+            detections = self._detect(image, None if cut or not due else self._scheduled_model(self._count))
         elif detections is not None:
             detections = self._usable(detections)
         with self.timings.measure("associate"):
@@ -154,9 +156,18 @@ class Tracker:
         """The schedule: the 1st frame and every `detect_every`-th after it."""
         return (count - 1) % self.config.detect_every == 0
 
-    def _detect(self, image: np.ndarray | YUV420) -> list[Detection]:
+    def _scheduled_model(self, count: int) -> str | None:
+        """The model a scheduled (not a cut's) detection runs: the "both" detector's short-
+        and full-range models in turn, each every 2 x `detect_every` frames (half the cost;
+        tracks are confirmed and new faces found as before, small ones by the full range a
+        detection later); None (all) on the first frame and for the other detectors."""
+        if getattr(self.detector, "model", None) != "both" or count == 1:
+            return None
+        return ("short", "full")[((count - 1) // self.config.detect_every) % 2]
+
+    def _detect(self, image: np.ndarray | YUV420, only: str | None = None) -> list[Detection]:
         with self._detector_lock, self.timings.measure("detect"):
-            found = self.detector.detect(image)
+            found = self.detector.detect(image, only) if only else self.detector.detect(image)
         self._detected = True
         return self._usable(found)
 
@@ -169,8 +180,9 @@ class Tracker:
         cut = self._is_cut(image)
         if not (cut or self._detection_due(self._scanned)):
             return cut, None
+        only = None if cut else self._scheduled_model(self._scanned)
         with self._detector_lock, self.timings.measure("detect"):
-            return cut, self.detector.detect(image)
+            return cut, self.detector.detect(image, only) if only else self.detector.detect(image)
 
     def _usable(self, detections: list[Detection]) -> list[Detection]:
         m = self.config.min_face_size

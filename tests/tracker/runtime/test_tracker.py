@@ -422,3 +422,44 @@ def test_tracking_from_the_decoders_planes_matches_tracking_from_rgb():
         p, q = a.faces[0].points, b.faces[0].points
         err.append(np.linalg.norm(p - q, axis=1).mean() / np.linalg.norm(q[36] - q[45]))
     assert np.mean(err) < 0.0015 and np.max(err) < 0.003  # measured 0.0011, 0.0020 (of the IOD)
+
+
+def test_scheduled_detections_run_the_two_ranges_in_turn():
+    """With the "both" detector, the first frame and cuts run both models; the scheduled
+    detections in between run the short and the full range in turn, in the pipeline's
+    detection thread as inline."""
+    inner = FaceDetector("short")
+
+    class Both:
+        model = "both"
+
+        def __init__(self):
+            self.calls = []
+
+        def detect(self, image, only=None):
+            self.calls.append(only)
+            return inner.detect(image)
+
+    frames = [Frame(i, i / 30, clip_frames()[i]) for i in range(45)]
+    calls = []
+    for threaded in (False, True):
+        det = Both()
+        with Tracker(TrackerConfig(detect_every=10), detector=det) as t:
+            if threaded:
+                list(t.track(frames))
+            else:
+                for f in frames:
+                    t.process(f.pixels, f.index)
+        calls.append(det.calls)
+    inner.close()
+    assert calls[0] == calls[1] == [None, "full", "short", "full", "short"]  # frames 1, 11, 21, 31, 41
+
+
+def test_one_model_of_the_both_detector_is_that_detector():
+    image = clip_frames()[0]
+    with FaceDetector("both") as both, FaceDetector("short") as short, FaceDetector("full") as full:
+        for only, alone in (("short", short), ("full", full)):
+            a, b = both.detect(image, only), alone.detect(image)
+            assert len(a) == len(b) == 1
+            np.testing.assert_allclose(a[0].box, b[0].box)
+        assert len(both.detect(image)) == 1  # merged
