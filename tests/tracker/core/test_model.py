@@ -1,6 +1,7 @@
 """The FAN hourglass network and its configuration (tracker/core/model.py)."""
 import json
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -109,3 +110,12 @@ def test_config_dict_round_trip_through_json():
     back = ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
     assert back == cfg and back.input_hw == (128, 96) and back.mean == (0.4, 0.5, 0.6)
     assert hash(back) == hash(cfg)
+
+
+def test_normalise_is_the_formula_channel_by_channel():
+    cfg = ModelConfig(mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3))
+    crops = np.random.default_rng(0).integers(0, 256, (2, 8, 6, 3), dtype=np.uint8)
+    x = cfg.normalise(crops)
+    want = (crops.astype(np.float64) / 255 - np.array(cfg.mean)) / np.array(cfg.std)
+    assert x.shape == (2, 3, 8, 6) and x.dtype == np.float32 and x.flags.c_contiguous
+    np.testing.assert_allclose(x, want.transpose(0, 3, 1, 2), atol=1e-5)
