@@ -25,8 +25,9 @@ CHOICES = ("short", "full", "auto", "both")
 #: mapping is the more accurate: see CALIBRATION).
 MERGE_IOU = 0.3
 KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth_centre", "right_ear", "left_ear")
-#: A YUV420 frame whose shorter side is at least this is detected on at half size: BlazeFace
-#: scales its input to 128 (short) or 192 (full range) pixels, so half of 384 loses nothing.
+#: A YUV420 frame whose longer side is at least this is detected on at half size: BlazeFace
+#: fits the longer side into 128 (short) or 192 (full range) pixels, so half of 384 loses
+#: nothing the model would see.
 HALF_SIZE_FROM = 384
 
 
@@ -116,7 +117,7 @@ class FaceDetector:
         `only` ("short" or "full") runs just that one of the "both" detector's models."""
         size_hw = image_rgb.shape[:2]
         if isinstance(image_rgb, YUV420):
-            image_rgb = image_rgb.half_rgb() if min(size_hw) >= HALF_SIZE_FROM else image_rgb.rgb()
+            image_rgb = image_rgb.half_rgb() if max(size_hw) >= HALF_SIZE_FROM else image_rgb.rgb()
         image_rgb = np.ascontiguousarray(image_rgb)
         if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
             raise ValueError(f"detect: expected an (H, W, 3) uint8 RGB image, got "
