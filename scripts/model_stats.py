@@ -33,11 +33,16 @@ from tracker.core.modelfile import INPUT_NAME, OUTPUT_NAME, ModelInfo  # noqa: E
 PAPER = "fan2-256"
 
 
-def onnx_latency_ms(path: Path, input_hw: tuple[int, int], runs: int, warmup: int = 5) -> list[float]:
-    """Batch-1 onnxruntime CPU latencies in ms of the model at `path`."""
+def onnx_latency_ms(path: Path, input_hw: tuple[int, int], runs: int, warmup: int = 5,
+                    threads: int | None = None) -> list[float]:
+    """Batch-1 onnxruntime CPU latencies in ms of the model at `path` (`threads`: its
+    intra-op threads, None: its default)."""
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    so = ort.SessionOptions()
+    if threads is not None:
+        so.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).standard_normal((1, 3, *input_hw)).astype(np.float32)
     for _ in range(warmup):
         sess.run([OUTPUT_NAME], {INPUT_NAME: x})
