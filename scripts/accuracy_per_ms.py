@@ -1,6 +1,6 @@
 """Accuracy against CPU cost for candidate models: validation NME on the identity-split
-held-out human faces (never the test set) beside onnxruntime's batch-1 latency with 1 and 2
-threads.
+held-out human faces (never the test set), on plain crops and on crops turned upright (as the
+tracker cuts them), beside onnxruntime's batch-1 latency with 1 and 2 threads.
 
     python scripts/accuracy_per_ms.py tracker/models/rt-m.pt tracker/models/rt-m2.pt \\
         train/checkpoints/rt-s/best.pt --cache .cache/train_crops.npz
@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             net, info = load_torch(path)
             net = net.float().eval()
             metrics = validate(net, info.codec, cache, val_idx)
+            upright = {f"upright_{k}": v for k, v in
+                       validate(net, info.codec, cache, val_idx, upright=True).items()}
             onnx = Path(tmp) / f"{path.stem}.onnx"
             export_onnx(net, info, onnx, check=False)
             ms = {t: float(np.median(onnx_latency_ms(onnx, info.model.input_hw, args.runs, 20, t)))
@@ -66,9 +68,10 @@ def main(argv: list[str] | None = None) -> int:
             row = {"model": str(path), "name": info.name, "stacks": info.model.stacks,
                    "width": info.model.width, "input": info.model.input_hw[0],
                    "params": count_params(net), "macs": count_macs(net), "faces": len(val_idx),
-                   "ms_1_thread": ms[1], "ms_2_threads": ms[2], **metrics}
+                   "ms_1_thread": ms[1], "ms_2_threads": ms[2], **metrics, **upright}
             rows.append(row)
-            print(f"{path}: val NME {100 * row['val_nme']:.2f} % (median {100 * row['val_median']:.2f}), "
+            print(f"{path}: val NME {100 * row['val_nme']:.2f} % (median {100 * row['val_median']:.2f}; "
+                  f"upright {100 * row['upright_val_nme']:.2f}), "
                   f"{ms[1]:.2f} ms (1 thread), {ms[2]:.2f} ms (2 threads)", flush=True)
     machine = f"{cpu_name()}, {os.cpu_count()} logical cores"
     args.out.mkdir(parents=True, exist_ok=True)
@@ -77,16 +80,19 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["# Accuracy against CPU cost", "",
              f"`python scripts/accuracy_per_ms.py {' '.join(str(m) for m in args.models)}`. Validation: "
              f"{len(val_idx)} held-out human-labelled 300-W faces (identity split; never the test set), "
-             "NME over the outer-eye-corner distance. Latency: onnxruntime, batch 1, median of "
+             "NME over the outer-eye-corner distance; 'upright': each crop turned to the face's eye line "
+             "first, as the tracker cuts them. Latency: onnxruntime, batch 1, median of "
              f"{args.runs} runs, BN folded.", "", f"- Machine: {machine}."]
     if args.note:
         lines.append(f"- {args.note}")
     lines += ["", "| model | stacks x width | input | params (M) | GMACs | val NME % | val median % "
-              "| AUC@0.08 | ms, 1 thread | ms, 2 threads |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "| AUC@0.08 | upright: NME % | median % | ms, 1 thread | ms, 2 threads |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['stacks']} x {r['width']} | {r['input']} | {r['params'] / 1e6:.2f} | "
                      f"{r['macs'] / 1e9:.3f} | {100 * r['val_nme']:.2f} | {100 * r['val_median']:.2f} | "
-                     f"{r['val_auc@0.08']:.3f} | {r['ms_1_thread']:.2f} | {r['ms_2_threads']:.2f} |")
+                     f"{r['val_auc@0.08']:.3f} | {100 * r['upright_val_nme']:.2f} | "
+                     f"{100 * r['upright_val_median']:.2f} | {r['ms_1_thread']:.2f} | {r['ms_2_threads']:.2f} |")
     (args.out / "accuracy_per_ms.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out / 'accuracy_per_ms.md'} and .json")
     return 0

@@ -8,6 +8,7 @@ crop's canonical square (`cache_side / MARGIN` pixels) onto the input, whatever 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,27 +30,41 @@ class AugmentConfig:
     # hues the data lacks (a blue screen broke rt-m's jaw line on clm_franck)
     channel_shuffle: float = 0.0
     blur: float = 0.1  # probability of a Gaussian blur (motion, focus, small faces)
+    # turn each face to its eye line before the random rotation, as the tracker turns its
+    # crops (rotation_deg is then the residual roll the model must bear)
+    upright: bool = False
 
 
 def sample_transform(rng: np.random.Generator, cfg: AugmentConfig, input_side: int,
-                     cache_side: int = CACHE_SIDE) -> tuple[np.ndarray, bool]:
+                     cache_side: int = CACHE_SIDE, roll: float = 0.0) -> tuple[np.ndarray, bool]:
     """A random (2, 3) transform from the pixels of a `cache_side` crop to input pixels, and
-    whether it mirrors."""
+    whether it mirrors. `roll`: the face's eye-line angle in the crop (degrees, `eye_roll`),
+    turned away first when `cfg.upright`."""
     c = (cache_side - 1) / 2
     base = input_side / (cache_side / MARGIN)
     s = base * rng.uniform(*cfg.scale)
     angle = rng.uniform(-cfg.rotation_deg, cfg.rotation_deg)
     flip = bool(rng.random() < cfg.flip)
+    if cfg.upright:  # a mirror negates the eye line's angle
+        angle += -roll if flip else roll
     shift = rng.uniform(-cfg.translate, cfg.translate, 2) * input_side
     dst = np.array([(input_side - 1) / 2, (input_side - 1) / 2]) + shift
     return similarity(np.array([c, c]), dst, s, angle, flip), flip
 
 
-def canonical_transform(input_side: int, cache_side: int = CACHE_SIDE) -> np.ndarray:
-    """The un-augmented transform from the pixels of a `cache_side` crop to input pixels."""
+def canonical_transform(input_side: int, cache_side: int = CACHE_SIDE, roll: float = 0.0) -> np.ndarray:
+    """The un-augmented transform from the pixels of a `cache_side` crop to input pixels,
+    turned by `roll` degrees (a face's `eye_roll`: upright)."""
     c = (cache_side - 1) / 2
     return similarity(np.array([c, c]), np.array([(input_side - 1) / 2] * 2),
-                      input_side / (cache_side / MARGIN))
+                      input_side / (cache_side / MARGIN), roll)
+
+
+def eye_roll(xy: np.ndarray, scheme: LandmarkScheme = IBUG68) -> float:
+    """The angle in degrees of the line between the outer eye corners of (K, 2) points (as the
+    tracker's regions measure it): turning by it levels the eyes."""
+    a, b = scheme.outer_eye_corners
+    return math.degrees(math.atan2(xy[b][1] - xy[a][1], xy[b][0] - xy[a][0]))
 
 
 def augment(rng: np.random.Generator, image: np.ndarray, xy: np.ndarray, cfg: AugmentConfig,
@@ -61,7 +76,8 @@ def augment(rng: np.random.Generator, image: np.ndarray, xy: np.ndarray, cfg: Au
 
     if image.shape[0] != image.shape[1]:
         raise ValueError(f"augment: cache crops are square, got {image.shape}")
-    m, flip = sample_transform(rng, cfg, input_side, image.shape[0])
+    roll = eye_roll(xy, scheme) if cfg.upright else 0.0
+    m, flip = sample_transform(rng, cfg, input_side, image.shape[0], roll)
     out = warp(image, m, (input_side, input_side))
     pts = apply(m, xy)
     if flip:

@@ -72,6 +72,14 @@ def canonical_transform(input_side: int, crop_side: int, margin: float,
     return _on(((s, 0.0, o - s * c), (0.0, s, o - s * c)), torch.device(device))
 
 
+def check_supported(cfg: AugmentConfig) -> None:
+    """The device augmentation lacks the CPU one's `upright` turn: refuse it rather than
+    train without it."""
+    if cfg.upright:
+        raise ValueError("augment.upright is not implemented on the device (train.gpu_augment); "
+                         "train upright models with python -m train")
+
+
 def sample_transforms(gen: torch.Generator, b: int, cfg: AugmentConfig, input_side: int,
                       crop_side: int, margin: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, 2, 3) random transforms from crop pixels to input pixels and (B,) mirror flags,

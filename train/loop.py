@@ -183,7 +183,8 @@ class Trainer:
     # -- validation ---------------------------------------------------------------------------
     def validate(self, idx: np.ndarray | None = None) -> dict:
         """`train.validation.validate` on the validation faces (or `idx`)."""
-        return validate(self.model, self.codec, self.cache, self.val_idx if idx is None else idx)
+        return validate(self.model, self.codec, self.cache, self.val_idx if idx is None else idx,
+                        upright=self.aug.upright)
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, max_seconds: float | None = None) -> Path:

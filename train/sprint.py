@@ -47,6 +47,7 @@ from train.gpu_augment import (
     apply,
     augment,
     canonical_transform,
+    check_supported,
     compose,
     invert,
     normalise,
@@ -96,7 +97,7 @@ class SprintConfig:
             raise ValueError("minutes and batches must be positive, distil_minutes >= 0")
         if not 0 < self.human_share <= 1:
             raise ValueError("human_share must be in (0, 1]")
-        AugmentConfig(**self.augment)  # unknown fields fail here
+        check_supported(AugmentConfig(**self.augment))  # unknown fields fail here
 
     def schedule(self) -> Schedule:
         return Schedule(self.warmup, self.final_lr, self.eval_every)

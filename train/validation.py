@@ -1,5 +1,6 @@
 """Validation: the model's landmarks on canonical (un-augmented) crops of held-out faces,
-scored by NME (inter-ocular), its median, and AUC and failure rate at two cut-offs."""
+scored by NME (inter-ocular), its median, and AUC and failure rate at two cut-offs. `upright`
+turns each crop to the face's eye line first, as the tracker does."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,28 +10,36 @@ from tracker.core.codec import HeatmapCodec
 from tracker.core.geometry import apply, warp
 from tracker.core.metrics import auc_fr, nme
 from tracker.core.model import FAN
-from train.augment import canonical_transform
+from train.augment import canonical_transform, eye_roll
 from train.cache import Cache
 from train.targets import to_tensor
 
 
 @torch.no_grad()
-def validate(model: FAN, codec: HeatmapCodec, cache: Cache, idx: np.ndarray, batch: int = 64) -> dict:
+def validate(model: FAN, codec: HeatmapCodec, cache: Cache, idx: np.ndarray, batch: int = 64,
+             upright: bool = False) -> dict:
     """Metrics of `model` (put in eval mode) on the faces `idx` of the cache: val_nme,
     val_median, val_auc@0.08, val_fr@0.08, val_auc@0.10, val_fr@0.10 (NaN NME when `idx` is
     empty)."""
     mc = model.config
     device = next(model.parameters()).device
     model.eval()
-    canon = canonical_transform(mc.input_hw[0], cache.side)
     errs = []
     for s in range(0, len(idx), batch):
         b = idx[s:s + batch]
-        imgs = np.stack([warp(cache.images[i], canon, mc.input_hw) for i in b])
+        imgs, canon = crops(cache, b, mc.input_hw[0], upright)
         hm = model(to_tensor(imgs, mc).to(device)).cpu().numpy()
         xy, _ = codec.decode(hm)
         errs.append(nme(xy, apply(canon, cache.points[b])))
     return summarise(np.concatenate(errs) if errs else np.zeros(0))
+
+
+def crops(cache: Cache, idx: np.ndarray, side: int, upright: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The validation crops of faces `idx`: ((B, side, side, 3) uint8, (B, 2, 3) transforms
+    from cache crop to input), turned to each face's eye line when `upright`."""
+    canon = np.stack([canonical_transform(side, cache.side, eye_roll(cache.points[i]) if upright else 0.0)
+                      for i in idx])
+    return np.stack([warp(cache.images[i], m, (side, side)) for i, m in zip(idx, canon)]), canon
 
 
 def summarise(errors: np.ndarray) -> dict:

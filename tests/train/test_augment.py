@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from tests.train.dots import dot_centroid
 from tracker.core.geometry import apply
@@ -52,3 +53,35 @@ def test_channel_shuffle_reorders_the_colours():
         assert sorted(order) == [10, 100, 200] and order != (10, 100, 200)
         seen.add(order)
     assert len(seen) == 5  # every non-identity order occurs
+
+
+def test_upright_samples_have_level_eyes_and_the_residual_roll(fixture_cache):
+    """A face rolled 25 deg in its crop comes out upright (eyes level, mirrored or not), then
+    turned by at most `rotation_deg`; the canonical crop turned by its roll is upright too."""
+    from tracker.core.geometry import similarity
+    from train.augment import eye_roll
+
+    img, xy = fixture_cache.images[0], fixture_cache.points[0].astype(np.float64)
+    c = (img.shape[0] - 1) / 2
+    m = similarity(np.array([c, c]), np.array([c, c]), 1.0, -25.0)
+    rolled = apply(m, xy)
+    assert abs(abs(eye_roll(rolled) - eye_roll(xy)) - 25.0) < 1e-6
+    rng = np.random.default_rng(0)
+    for flip in (0.0, 1.0):
+        level = AugmentConfig(rotation_deg=0, flip=flip, blur=0, grey=0, upright=True)
+        _, pts, _ = augment(rng, img, rolled, level, 128)
+        assert abs(eye_roll(pts)) < 1e-6
+    loose = AugmentConfig(rotation_deg=10, blur=0, grey=0, upright=True)
+    rolls = [eye_roll(augment(rng, img, rolled, loose, 128)[1]) for _ in range(40)]
+    assert max(map(abs, rolls)) <= 10 + 1e-6 and np.std(rolls) > 3
+    assert abs(eye_roll(apply(canonical_transform(128, roll=eye_roll(rolled)), rolled))) < 1e-6
+    plain = [eye_roll(augment(rng, img, rolled, AugmentConfig(rotation_deg=0, flip=0), 128)[1])]
+    assert abs(plain[0] - eye_roll(rolled)) < 1e-6  # without `upright` the roll stays
+
+
+def test_the_device_augmentation_refuses_upright():
+    from train.gpu_augment import check_supported
+
+    check_supported(AugmentConfig())
+    with pytest.raises(ValueError, match="upright"):
+        check_supported(AugmentConfig(upright=True))
