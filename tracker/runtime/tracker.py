@@ -11,10 +11,10 @@ One association step per frame (MediaPipe's face graph and SORT, in small functi
    last landmarks) moved by its last motion, less a dead zone of 5 % of its side;
 3. detect on the first frame, every `detect_every` frames, on a cut, when no face is tracked,
    or when a track is lost (the scheduled detections of the "both" detector run its short-
-   and full-range models in turn, the others both); match predictions to detections by box IoU: a matched detection
-   that disagrees with its track (IoU under `reanchor_iou`, or any cut) re-anchors it, a track
-   that no detection confirms is dropped on a cut or after `max_unconfirmed` detection frames,
-   an unmatched detection starts a candidate;
+   and full-range models in turn, the others both); match predictions to detections by box
+   IoU: a matched detection that disagrees with its track (IoU under `reanchor_iou`, or any
+   cut) re-anchors it, a track that no detection confirms is dropped on a cut or after
+   `max_unconfirmed` detection frames, an unmatched detection starts a candidate;
 4. align every region of the frame in one batch, each crop turned to the face's eye line;
 5. keep the faces that look like faces (heatmap confidence, shape); a track lost on a frame
    without detection triggers one and its own re-anchoring;
@@ -165,9 +165,13 @@ class Tracker:
             return None
         return ("short", "full")[((count - 1) // self.config.detect_every) % 2]
 
-    def _detect(self, image: np.ndarray | YUV420, only: str | None = None) -> list[Detection]:
+    def _find(self, image: np.ndarray | YUV420, only: str | None) -> list[Detection]:
+        """The detector's faces (`only` one of the "both" detector's models, when given)."""
         with self._detector_lock, self.timings.measure("detect"):
-            found = self.detector.detect(image, only) if only else self.detector.detect(image)
+            return self.detector.detect(image, only) if only else self.detector.detect(image)
+
+    def _detect(self, image: np.ndarray | YUV420, only: str | None = None) -> list[Detection]:
+        found = self._find(image, only)
         self._detected = True
         return self._usable(found)
 
@@ -180,9 +184,7 @@ class Tracker:
         cut = self._is_cut(image)
         if not (cut or self._detection_due(self._scanned)):
             return cut, None
-        only = None if cut else self._scheduled_model(self._scanned)
-        with self._detector_lock, self.timings.measure("detect"):
-            return cut, self.detector.detect(image, only) if only else self.detector.detect(image)
+        return cut, self._find(image, None if cut else self._scheduled_model(self._scanned))
 
     def _usable(self, detections: list[Detection]) -> list[Detection]:
         m = self.config.min_face_size
