@@ -1,0 +1,86 @@
+"""Channel pruning: a model whose left-out channels are dead prunes to a narrower one with the
+same output; a real model prunes to a preset that loads and trains."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from tracker.core.model import FAN
+from tracker.core.model_config import ModelConfig
+from train.prune import _ranges, choose_stream, main, prune, stream_blocks
+
+
+def _dead(bn: nn.BatchNorm2d, idx) -> None:
+    bn.weight.data[idx] = 0.0
+    bn.bias.data[idx] = 0.0
+
+
+def model_with_dead_channels(cfg: ModelConfig, width: int, seed: int = 0) -> tuple[FAN, torch.Tensor]:
+    """A random FAN (random BN statistics too) in which only the stream channels of a random
+    `width`-wide subset, and `width` of each stack's free channels, carry anything."""
+    torch.manual_seed(seed)
+    net = FAN(cfg).eval()
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    g = torch.Generator().manual_seed(seed)
+    keep = []
+    for (lo, hi), (nlo, nhi) in zip(_ranges(cfg.width), _ranges(width)):
+        keep.append(lo + torch.sort(torch.randperm(hi - lo, generator=g)[:nhi - nlo]).values)
+    keep = torch.cat(keep)
+    drop = torch.tensor([i for i in range(cfg.width) if i not in set(keep.tolist())])
+    for b in stream_blocks(net):
+        for cbr, (lo, hi) in zip((b.c1, b.c2, b.c3), _ranges(cfg.width)):
+            _dead(cbr[1], [int(i) - lo for i in drop if lo <= i < hi])
+    _dead(net.stem[-1].skip[1], drop)
+    for i in range(cfg.stacks):
+        free = torch.randperm(cfg.width, generator=g)[width:]
+        _dead(net.features[i][1][1], free)
+        if i < cfg.stacks - 1:
+            net.merge_features[i].weight.data[drop] = 0.0
+            net.merge_features[i].bias.data[drop] = 0.0
+            net.merge_heads[i].weight.data[drop] = 0.0
+            net.merge_heads[i].bias.data[drop] = 0.0
+    return net, keep
+
+
+@pytest.mark.parametrize("stacks", [1, 2])
+def test_dead_channels_prune_away_without_changing_the_output(stacks):
+    cfg = ModelConfig(stacks=stacks, width=32, depth=2, input_hw=(64, 64), heatmap_hw=(16, 16),
+                      stem_width=4)
+    net, keep = model_with_dead_channels(cfg, 16)
+    assert torch.equal(choose_stream(net, 16), keep)
+    small = prune(net, ModelConfig(**{**cfg.to_dict(), "width": 16}))
+    assert sum(p.numel() for p in small.parameters()) < 0.4 * sum(p.numel() for p in net.parameters())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        want, got = net.forward_all(x), small.forward_all(x)
+    for a, b in zip(want, got):
+        assert a.abs().mean() > 1e-2  # not a trivially dead model
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_only_the_width_may_change():
+    cfg = ModelConfig(stacks=1, width=32, depth=2, input_hw=(64, 64), heatmap_hw=(16, 16), stem_width=4)
+    net = FAN(cfg).eval()
+    with pytest.raises(ValueError, match="width only"):
+        prune(net, ModelConfig(**{**cfg.to_dict(), "width": 16, "depth": 1}))
+    with pytest.raises(ValueError, match="at most"):
+        prune(net, ModelConfig(**{**cfg.to_dict(), "width": 64}))
+
+
+def test_the_shipped_model_prunes_to_rt_s_and_loads_as_init(tmp_path):
+    from tracker.core.model_config import PRESETS
+    from tracker.core.modelfile import default_model_path
+    from train import checkpoint
+
+    out = tmp_path / "rt-s-init.pt"
+    assert main([str(default_model_path().with_suffix(".pt")), "--preset", "rt-s", "--out", str(out)]) == 0
+    student = FAN(PRESETS["rt-s"])
+    report = checkpoint.init_from(student, out)
+    n = len(student.state_dict())
+    assert report.endswith(f"{n} of {n} tensors")  # every tensor of rt-s comes from rt-m

@@ -1,0 +1,154 @@
+"""Structured channel pruning of a trained FAN to a narrower preset, as a warm start.
+
+A narrower hourglass (fewer channels, same stacks, depth, stem and input) starts from the wider
+model's most important channels instead of from scratch, then fine-tunes (`TrainConfig.init`):
+
+    python -m train.prune tracker/models/rt-m.pt --preset rt-s --out runs/rt-s-pruned.pt
+
+The channel bookkeeping follows the block (`tracker.core.model.HierarchicalBlock`): its output
+is the concatenation [c1 (C/2) | c2 (C/4) | c3 (C/4)] added to its input, so every block of
+width C shares one residual stream, and a narrower stream keeps, from each of the three ranges,
+the channels whose batch-norm scales summed over the stream's blocks are largest. A channel
+left out of every range is exactly a channel whose scales are zero: such a model prunes
+without changing its output (the test). One loss is not exact: when the new width equals the
+stem's (2 x stem_width, as rt-s), the stem's last block has no projection on its skip any more.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tracker.core.model import FAN, HierarchicalBlock
+from tracker.core.model_config import PRESETS, ModelConfig
+from tracker.core.modelfile import load_torch
+from train import checkpoint
+
+
+def _ranges(c: int) -> list[tuple[int, int]]:
+    return [(0, c // 2), (c // 2, 3 * c // 4), (3 * c // 4, c)]
+
+
+def _gamma(cbr: nn.Sequential) -> torch.Tensor:
+    return cbr[1].weight.detach().abs()
+
+
+def stream_blocks(net: FAN) -> list[HierarchicalBlock]:
+    """The blocks whose output is the width-C residual stream."""
+    blocks = [net.stem[-1]]
+    for hg in net.hourglasses:
+        blocks += [m for m in hg.modules() if isinstance(m, HierarchicalBlock)]
+    blocks += [f[0] for f in net.features]
+    return blocks
+
+
+def choose_stream(net: FAN, width: int) -> torch.Tensor:
+    """Indices (into the old width) of the stream channels kept, range by range, in order."""
+    c = net.config.width
+    score = [torch.zeros(hi - lo) for lo, hi in _ranges(c)]
+    for b in stream_blocks(net):
+        for s, cbr in zip(score, (b.c1, b.c2, b.c3)):
+            s += _gamma(cbr)
+    keep = []
+    for s, (lo, _), (nlo, nhi) in zip(score, _ranges(c), _ranges(width)):
+        keep.append(lo + torch.sort(torch.topk(s, nhi - nlo).indices).values)
+    return torch.cat(keep)
+
+
+def _take_conv(conv: nn.Conv2d, out_idx: torch.Tensor | None, in_idx: torch.Tensor | None,
+               into: nn.Conv2d) -> None:
+    w = conv.weight.detach()
+    if out_idx is not None:
+        w = w[out_idx]
+    if in_idx is not None:
+        w = w[:, in_idx]
+    into.weight.data.copy_(w)
+    if conv.bias is not None:
+        into.bias.data.copy_(conv.bias.detach() if out_idx is None else conv.bias.detach()[out_idx])
+
+
+def _take_bn(bn: nn.BatchNorm2d, idx: torch.Tensor | None, into: nn.BatchNorm2d) -> None:
+    for name in ("weight", "bias", "running_mean", "running_var"):
+        v = getattr(bn, name).detach()
+        getattr(into, name).data.copy_(v if idx is None else v[idx])
+
+
+def _take_cbr(old: nn.Sequential, new: nn.Sequential, out_idx, in_idx) -> None:
+    _take_conv(old[0], out_idx, in_idx, new[0])
+    _take_bn(old[1], out_idx, new[1])
+
+
+def _take_block(old: HierarchicalBlock, new: HierarchicalBlock, stream: torch.Tensor,
+                in_idx: torch.Tensor | None) -> None:
+    """`stream`: the kept output channels (old indices); `in_idx`: the kept input channels
+    (None: all)."""
+    c = old.c1[0].out_channels * 2
+    (alo, ahi), (blo, bhi), (clo, chi) = _ranges(c)
+    a = stream[(stream >= alo) & (stream < ahi)] - alo
+    b = stream[(stream >= blo) & (stream < bhi)] - blo
+    cc = stream[(stream >= clo) & (stream < chi)] - clo
+    _take_cbr(old.c1, new.c1, a, in_idx)
+    _take_cbr(old.c2, new.c2, b, a)
+    _take_cbr(old.c3, new.c3, cc, b)
+    if not isinstance(new.skip, nn.Identity):  # (when the new skip is one, the old projection is lost)
+        _take_conv(old.skip[0], stream, in_idx, new.skip[0])
+        _take_bn(old.skip[1], stream, new.skip[1])
+
+
+def prune(net: FAN, config: ModelConfig) -> FAN:
+    """`net`'s weights cut down to `config`, which may differ from `net.config` in width only."""
+    old_cfg = net.config
+    if {**old_cfg.to_dict(), "width": config.width} != config.to_dict():
+        raise ValueError(f"pruning changes the width only: {old_cfg} -> {config}")
+    if config.width > old_cfg.width or config.width % 4:
+        raise ValueError(f"width {config.width}: must be a multiple of 4, at most {old_cfg.width}")
+    stream = choose_stream(net, config.width)
+    new = FAN(config).eval()
+    with torch.no_grad():
+        for old_m, new_m in zip(net.stem[:-1], new.stem[:-1]):  # stem before the stream: unchanged
+            new_m.load_state_dict(old_m.state_dict())
+        _take_block(net.stem[-1], new.stem[-1], stream, None)
+        for old_hg, new_hg in zip(net.hourglasses, new.hourglasses):
+            olds = [m for m in old_hg.modules() if isinstance(m, HierarchicalBlock)]
+            news = [m for m in new_hg.modules() if isinstance(m, HierarchicalBlock)]
+            for o, n in zip(olds, news):
+                _take_block(o, n, stream, stream)
+        for i in range(old_cfg.stacks):
+            _take_block(net.features[i][0], new.features[i][0], stream, stream)
+            cbr = net.features[i][1]
+            free = torch.sort(torch.topk(_gamma(cbr), config.width).indices).values
+            _take_cbr(cbr, new.features[i][1], free, stream)
+            _take_conv(net.heads[i], None, free, new.heads[i])
+            if i < old_cfg.stacks - 1:
+                _take_conv(net.merge_features[i], stream, free, new.merge_features[i])
+                _take_conv(net.merge_heads[i], stream, None, new.merge_heads[i])
+    return new
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("source", type=Path, help="a training checkpoint or a shipped .pt")
+    ap.add_argument("--preset", required=True, choices=sorted(PRESETS), help="the narrower preset")
+    ap.add_argument("--out", type=Path, required=True, help="the pruned weights, for TrainConfig.init")
+    args = ap.parse_args(argv)
+    net, _ = load_torch(args.source)
+    net = net.float()
+    try:
+        new = prune(net, PRESETS[args.preset])
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.save({"model": new.state_dict(), "model_config": new.config.to_dict()}, args.out)
+    n_old = sum(p.numel() for p in net.parameters())
+    n_new = sum(p.numel() for p in new.parameters())
+    print(f"{args.source} ({net.config.width} wide, {n_old / 1e6:.3f} M) -> {args.out} "
+          f"({args.preset}, {new.config.width} wide, {n_new / 1e6:.3f} M)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
