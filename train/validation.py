@@ -27,19 +27,20 @@ def validate(model: FAN, codec: HeatmapCodec, cache: Cache, idx: np.ndarray, bat
     errs = []
     for s in range(0, len(idx), batch):
         b = idx[s:s + batch]
-        imgs, canon = crops(cache, b, mc.input_hw[0], upright)
+        imgs, canon = crops(cache, b, mc.input_hw, upright)
         hm = model(to_tensor(imgs, mc).to(device)).cpu().numpy()
         xy, _ = codec.decode(hm)
         errs.append(nme(xy, apply(canon, cache.points[b])))
     return summarise(np.concatenate(errs) if errs else np.zeros(0))
 
 
-def crops(cache: Cache, idx: np.ndarray, side: int, upright: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """The validation crops of faces `idx`: ((B, side, side, 3) uint8, (B, 2, 3) transforms
-    from cache crop to input), turned to each face's eye line when `upright`."""
-    canon = np.stack([canonical_transform(side, cache.side, eye_roll(cache.points[i]) if upright else 0.0)
-                      for i in idx])
-    return np.stack([warp(cache.images[i], m, (side, side)) for i, m in zip(idx, canon)]), canon
+def crops(cache: Cache, idx: np.ndarray, input_hw: tuple[int, int],
+          upright: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The validation crops of faces `idx`: ((B, H, W, 3) uint8, (B, 2, 3) transforms from
+    cache crop to input), turned to each face's eye line when `upright`."""
+    canon = np.stack([canonical_transform(input_hw[0], cache.side,
+                                          eye_roll(cache.points[i]) if upright else 0.0) for i in idx])
+    return np.stack([warp(cache.images[i], m, input_hw) for i, m in zip(idx, canon)]), canon
 
 
 def summarise(errors: np.ndarray) -> dict:
