@@ -8,12 +8,11 @@ crop's canonical square (`cache_side / MARGIN` pixels) onto the input, whatever 
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from tracker.core.geometry import apply, similarity, warp
+from tracker.core.geometry import apply, eye_angle, similarity, warp
 from tracker.core.landmarks import IBUG68, LandmarkScheme
 from train.cache import CACHE_SIDE, MARGIN, Cache
 
@@ -64,7 +63,7 @@ def eye_roll(xy: np.ndarray, scheme: LandmarkScheme = IBUG68) -> float:
     """The angle in degrees of the line between the outer eye corners of (K, 2) points (as the
     tracker's regions measure it): turning by it levels the eyes."""
     a, b = scheme.outer_eye_corners
-    return math.degrees(math.atan2(xy[b][1] - xy[a][1], xy[b][0] - xy[a][0]))
+    return eye_angle(xy[a], xy[b])
 
 
 def augment(rng: np.random.Generator, image: np.ndarray, xy: np.ndarray, cfg: AugmentConfig,

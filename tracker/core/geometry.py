@@ -62,6 +62,13 @@ def similarity(center_src: np.ndarray, center_dst: np.ndarray, scale: float,
     return np.concatenate([rot, t[:, None]], axis=1)
 
 
+def eye_angle(left: np.ndarray, right: np.ndarray) -> float:
+    """Roll in degrees of the line from the eye on the image's left to the one on its right
+    (positive when it runs down to the right on screen); `similarity` with it levels the line."""
+    d = np.asarray(right, np.float64) - np.asarray(left, np.float64)
+    return math.degrees(math.atan2(d[1], d[0]))
+
+
 def box_center_size(box: np.ndarray) -> tuple[np.ndarray, float]:
     """Centre and side of the square that a box (x0, y0, x1, y1) in pixel-centre
     coordinates stands for: the side is the larger extent."""

@@ -12,12 +12,11 @@ down); `tracker.core.geometry.similarity` with the same angle turns it level.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from tracker.core.geometry import CROP_RATIO, apply, points_box, similarity
+from tracker.core.geometry import CROP_RATIO, apply, eye_angle, points_box, similarity
 from tracker.core.landmarks import LandmarkScheme
 
 
@@ -54,12 +53,6 @@ class Region:
         v = np.asarray(velocity, np.float64)
         speed, rest = float(np.linalg.norm(v)), deadzone * self.side
         return self if speed <= rest else self.moved(v * (speed - rest) / speed)
-
-
-def eye_angle(left: np.ndarray, right: np.ndarray) -> float:
-    """Roll in degrees of the line from the eye on the image's left to the one on its right."""
-    d = np.asarray(right, np.float64) - np.asarray(left, np.float64)
-    return math.degrees(math.atan2(d[1], d[0]))
 
 
 def region_from_points(points: np.ndarray, scheme: LandmarkScheme) -> Region:

@@ -32,7 +32,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from tracker.core.geometry import points_box
+from tracker.core.geometry import eye_angle, points_box
 from tracker.core.images import to_rgb
 from tracker.core.landmarks import SCHEMES
 from tracker.core.shape import shape_residual
@@ -46,7 +46,7 @@ from tracker.runtime.config import TrackerConfig
 from tracker.runtime.detect import Detection, FaceDetector
 from tracker.runtime.frames import Frame, Source
 from tracker.runtime.pipeline import Runner, Timings
-from tracker.runtime.regions import Region, eye_angle, region_from_box, region_from_points
+from tracker.runtime.regions import Region, region_from_box, region_from_points
 from tracker.runtime.results import Face, FrameResult
 from tracker.runtime.shots import ShotChangeDetector
 from tracker.runtime.smooth import LandmarkSmoother

@@ -4,10 +4,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.tracker.runtime_fixtures import ANNOT
-from tracker.core.geometry import apply, crop_transform, points_box, similarity
+from tracker.core.geometry import apply, crop_transform, eye_angle, points_box, similarity
 from tracker.core.landmarks import IBUG68
 from tracker.core.pts import read_pts
-from tracker.runtime.regions import Region, eye_angle, region_from_box, region_from_points
+from tracker.runtime.regions import Region, region_from_box, region_from_points
 
 LABELS = read_pts(ANNOT / "000001.pts")
 
