@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from tracker.core.modelfile import MODELS_DIR, ModelFileError, default_model_path
+from tracker.core.modelfile import MODELS_DIR, ModelFileError, bundled_models, default_model_path
 from tracker.engines.backend import Backend, BackendOptions, BackendUnavailable
 
 #: name -> (module, class) of the backends; the first is the default.
@@ -53,13 +53,13 @@ def sibling(path: Path, suffix: str) -> Path:
 def resolve_model(model_path: str | Path | None, suffix: str = ".onnx") -> Path:
     """The model file to load: `model_path`, the bundled model of that name (`rt-m`, `rt-m2`:
     a bare name with no such file here), or the bundled default model (None)."""
-    if model_path is not None and Path(model_path).name == str(model_path) and not Path(model_path).suffix \
-            and not Path(model_path).exists():
-        bundled = MODELS_DIR / f"{model_path}{suffix}"
+    name = Path(model_path) if model_path is not None else None
+    if name is not None and str(model_path) == name.name and not name.suffix and not name.exists():
+        bundled = MODELS_DIR / f"{name}{suffix}"
         if bundled.is_file():
             return bundled
-        raise ModelFileError(f"{model_path}: no such model file, nor a bundled model of that name "
-                             f"({', '.join(sorted(p.stem for p in MODELS_DIR.glob('*' + suffix)))})")
+        raise ModelFileError(f"{name}: no such model file, nor a bundled model of that name "
+                             f"({', '.join(p.stem for p in bundled_models(suffix))})")
     if model_path is None:
         p = default_model_path(suffix)
         if not p.is_file():

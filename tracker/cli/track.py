@@ -147,14 +147,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     import platform
 
     import tracker
-    from tracker.core.modelfile import MODELS_DIR, ModelFileError, read_onnx_info
+    from tracker.core.modelfile import ModelFileError, bundled_models, read_onnx_info
     from tracker.engines.registry import available_backends, resolve_model
 
     print(f"tracker {tracker.__version__} on Python {platform.python_version()}, "
           f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores")
-    bundled = sorted(MODELS_DIR.glob("*.onnx"))
     print("bundled models (--model NAME): " + (", ".join(
-        f"{p.stem} ({p.stat().st_size / 1e6:.1f} MB)" for p in bundled) or "none"))
+        f"{p.stem} ({p.stat().st_size / 1e6:.1f} MB)" for p in bundled_models()) or "none"))
     print("backends:")
     for name, state in available_backends().items():
         print(f"  {name:<12} {state}")

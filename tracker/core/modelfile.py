@@ -133,6 +133,11 @@ def default_model_path(suffix: str = ".onnx") -> Path:
     return MODELS_DIR / f"{DEFAULT_MODEL}{suffix}"
 
 
+def bundled_models(suffix: str = ".onnx") -> list[Path]:
+    """The bundled models' files of that kind, by name (`--model NAME` loads one)."""
+    return sorted(MODELS_DIR.glob(f"*{suffix}"))
+
+
 class ModelFileError(ValueError):
     """A model file that is missing, unreadable or lacks the tracker's metadata."""
 
