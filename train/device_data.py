@@ -15,8 +15,9 @@ from tracker.core import codec_torch
 from tracker.core.codec import HeatmapCodec
 from tracker.core.metrics import nme
 from tracker.core.model import FAN
+from train.affine import apply
 from train.config import TrainConfig
-from train.gpu_augment import apply, canonical_transform, normalise, warp_images
+from train.gpu_augment import canonical_transform, normalise, warp_images
 from train.pack import Pack
 from train.sampling import sampling_weights, split
 from train.targets import label_weights

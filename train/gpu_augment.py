@@ -4,8 +4,8 @@ landmark flip permutation), applied with `affine_grid` / `grid_sample`, and the 
 changes (per-channel scale, channel reordering, grey, blur).
 
 Transforms are (B, 2, 3) float32 pixel transforms with the conventions of
-`tracker.core.geometry` (pixel centres on integers); `similarity` and the composition helpers
-here are its batched twins. Images are (B, 3, H, W) float in [0, 255] until `normalise`.
+`tracker.core.geometry` (pixel centres on integers); `similarity` here and `train.affine`'s
+helpers are its batched twins. Images are (B, 3, H, W) float in [0, 255] until `normalise`.
 Constant tensors are made once per device (`_on`): copying one to a GPU waits for the GPU, and a
 step that waits cannot queue the next one's work.
 """
@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from tracker.core.landmarks import IBUG68, LandmarkScheme
 from tracker.core.model_config import ModelConfig
+from train.affine import apply
 from train.augment import PERMUTATIONS, AugmentConfig
 from train.loss import pixel_theta
 
@@ -38,27 +39,6 @@ def similarity(center_src: torch.Tensor, center_dst: torch.Tensor, scale: torch.
     sx = torch.where(flip, -1.0, 1.0).to(c.dtype)
     rot = torch.stack([torch.stack([c * sx, s], -1), torch.stack([-s * sx, c], -1)], -2)  # (B, 2, 2)
     t = center_dst - (rot @ center_src[..., None])[..., 0]
-    return torch.cat([rot, t[..., None]], -1)
-
-
-def apply(m: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
-    """(B, 2, 3) or (2, 3) transforms applied to (B, K, 2) points."""
-    return xy @ m[..., :2].transpose(-1, -2) + m[..., None, :, 2]
-
-
-def compose(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
-    """The transform `outer` after `inner` ((B, 2, 3) or (2, 3) each)."""
-    rot = outer[..., :2] @ inner[..., :2]
-    t = (outer[..., :2] @ inner[..., 2:])[..., 0] + outer[..., 2]
-    return torch.cat([rot, t[..., None]], -1)
-
-
-def invert(m: torch.Tensor) -> torch.Tensor:
-    """The inverse of (B, 2, 3) or (2, 3) affine transforms."""
-    a, b, c, d = m[..., 0, 0], m[..., 0, 1], m[..., 1, 0], m[..., 1, 1]
-    det = a * d - b * c
-    rot = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2) / det[..., None, None]
-    t = -(rot @ m[..., 2:])[..., 0]
     return torch.cat([rot, t[..., None]], -1)
 
 

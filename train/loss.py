@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from train.affine import invert
+
 
 def heatmap_l2(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
                mask: torch.Tensor | None = None, total: float | None = None) -> torch.Tensor:
@@ -39,10 +41,7 @@ def pixel_theta(m_src_to_dst: np.ndarray | torch.Tensor, src_hw: tuple[int, int]
     align_corners=False) of a batch of (B, 2, 3) pixel transforms src -> dst (pixel-centre
     convention), numpy or torch; computed in float64 on the transforms' device."""
     m = torch.as_tensor(m_src_to_dst).to(torch.float64)
-    a, b, c, d = m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1]
-    det = a * d - b * c
-    rot = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2) / det[:, None, None]
-    inv = torch.cat([rot, -(rot @ m[:, :, 2:])], -1)  # (B, 2, 3) dst pixels -> src pixels
+    inv = invert(m)  # (B, 2, 3) dst pixels -> src pixels
     inv3 = F.pad(inv, (0, 0, 0, 1))  # (B, 3, 3), bottom row (0, 0, 1)
     inv3[:, 2, 2] = 1.0
     p2n_src, n2p_dst = _frames(tuple(src_hw), tuple(dst_hw), m.device)

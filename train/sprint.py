@@ -40,19 +40,11 @@ from tracker.core.codec import HeatmapCodec
 from tracker.core.model import FAN
 from tracker.core.model_config import PRESETS, ModelConfig
 from train import checkpoint
+from train.affine import apply, compose, invert
 from train.augment import AugmentConfig
 from train.config import TrainConfig
 from train.device_data import DeviceData, evaluate
-from train.gpu_augment import (
-    apply,
-    augment,
-    canonical_transform,
-    check_supported,
-    compose,
-    invert,
-    normalise,
-    unmirror,
-)
+from train.gpu_augment import augment, canonical_transform, check_supported, normalise, unmirror
 from train.loss import heatmap_l2, siamese_l2
 from train.pack import Pack
 from train.timed import Schedule, copy_state, run_phase

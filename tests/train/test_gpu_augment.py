@@ -5,6 +5,7 @@ import torch
 
 from tracker.core import geometry
 from tracker.core.landmarks import IBUG68
+from train import affine
 from train import augment as np_augment
 from train import gpu_augment as ga
 from train.augment import AugmentConfig
@@ -23,13 +24,13 @@ def test_similarity_compose_invert_apply_are_geometrys():
     want = np.stack([geometry.similarity(cs[i], cd[i], s[i], a[i], bool(f[i])) for i in range(len(s))])
     np.testing.assert_allclose(got.numpy(), want, atol=1e-9)
     xy = np.random.default_rng(1).uniform(0, 60, (len(s), 5, 2))
-    np.testing.assert_allclose(ga.apply(got, torch.as_tensor(xy)).numpy(),
+    np.testing.assert_allclose(affine.apply(got, torch.as_tensor(xy)).numpy(),
                                np.stack([geometry.apply(w, p) for w, p in zip(want, xy)]), atol=1e-9)
-    np.testing.assert_allclose(ga.invert(got).numpy(), np.stack([geometry.invert(w) for w in want]), atol=1e-9)
-    np.testing.assert_allclose(ga.compose(got, ga.invert(got)).numpy(),
+    np.testing.assert_allclose(affine.invert(got).numpy(), np.stack([geometry.invert(w) for w in want]), atol=1e-9)
+    np.testing.assert_allclose(affine.compose(got, affine.invert(got)).numpy(),
                                np.tile(np.eye(2, 3), (len(s), 1, 1)), atol=1e-9)
     one = torch.as_tensor(want[0])
-    np.testing.assert_allclose(ga.compose(one, got).numpy(),
+    np.testing.assert_allclose(affine.compose(one, got).numpy(),
                                np.stack([geometry.compose(want[0], w) for w in want]), atol=1e-9)
 
 
@@ -69,7 +70,7 @@ def test_canonical_and_random_transforms_match_train_augment():
     assert float(scale.max()) > 1.14 and float(scale.min()) < 0.86
     assert torch.equal(torch.linalg.det(m[:, :, :2]) < 0, flip) and 0.45 < float(flip.float().mean()) < 0.55
     # the crop centre lands within +-translate of the input centre
-    centre = ga.apply(m, torch.full((4000, 1, 2), 159.5))[:, 0] - 127.5
+    centre = affine.apply(m, torch.full((4000, 1, 2), 159.5))[:, 0] - 127.5
     assert float(centre.abs().max()) <= 0.08 * 256 + 1e-3
     # rotation angles span +-30 degrees: the angle of the image x axis (mirror undone)
     angle = torch.rad2deg(torch.atan2(m[:, 0, 1], m[:, 0, 0] * torch.where(flip, -1.0, 1.0)))
@@ -95,7 +96,7 @@ def test_augmented_points_follow_the_pixels(side, margin):
         w = g[ys, xs]
         centroid = torch.stack([(xs * w).sum() / w.sum(), (ys * w).sum() / w.sum()])
         assert torch.linalg.norm(centroid - p[i, 30]) < 0.25  # the nose tip is its own mirror
-        moved = ga.apply(m[i], pts[i:i + 1, 36:37])[0, 0]
+        moved = affine.apply(m[i], pts[i:i + 1, 36:37])[0, 0]
         assert torch.allclose(p[i, IBUG68.flip[36] if flip[i] else 36], moved, atol=1e-4)
 
 
