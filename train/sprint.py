@@ -47,6 +47,7 @@ from train.device_data import DeviceData, evaluate
 from train.gpu_augment import augment, canonical_transform, check_supported, normalise, unmirror
 from train.loss import heatmap_l2, siamese_l2
 from train.pack import Pack
+from train.targets import encode_points, student_targets
 from train.timed import Schedule, copy_state, run_phase
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,24 +113,6 @@ class SprintConfig:
                      (1 - self.human_share) * v / rest if rest else 0.0) for n, v in w.items()}
         return replace(base, preset=self.teacher, source_weights=share, siamese=self.siamese,
                        augment=self.augment, seed=self.seed, val_fraction=self.val_fraction)
-
-
-def encode_points(xy_teacher_input: torch.Tensor, codec_t: HeatmapCodec,
-                  codec_s: HeatmapCodec) -> torch.Tensor:
-    """(B, K, 2) points in the teacher's input pixels -> (B, K, h, w) targets of the student,
-    whose input is the teacher's shrunk (area) to its size: x_s = (x_t + 0.5) * r - 0.5."""
-    r = codec_s.input_hw[0] / codec_t.input_hw[0]
-    to_hm = torch.as_tensor(codec_s.to_heatmap, dtype=torch.float32).to(xy_teacher_input.device)
-    xy = (xy_teacher_input + 0.5) * r - 0.5
-    return codec_torch.encode(apply(to_hm, xy), codec_s.heatmap_hw, codec_s.sigma, codec_s.encoding)
-
-
-def student_targets(hm_teacher: torch.Tensor, codec_t: HeatmapCodec, codec_s: HeatmapCodec) -> torch.Tensor:
-    """The teacher's (B, K, h_t, w_t) heatmaps decoded (its codec's decoder) and encoded as the
-    student's (B, K, h_s, w_s) targets."""
-    to_input = torch.as_tensor(codec_t.to_input, dtype=torch.float32).to(hm_teacher.device)
-    xy_hm, _ = codec_torch.decode(hm_teacher, codec_t.decoder, codec_t.window, codec_t.tau)
-    return encode_points(apply(to_input, xy_hm), codec_t, codec_s)
 
 
 # -- the run --------------------------------------------------------------------------------------

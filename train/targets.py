@@ -16,6 +16,7 @@ from tracker.core.codec import HeatmapCodec
 from tracker.core.geometry import apply, compose, invert
 from tracker.core.landmarks import IBUG68, LandmarkScheme
 from tracker.core.model_config import ModelConfig
+from train import affine
 from train.cache import Cache
 from train.config import TrainConfig
 
@@ -53,3 +54,22 @@ def unmirror(hm: torch.Tensor, m: np.ndarray, scheme: LandmarkScheme = IBUG68) -
     is undone by `branch_to_canonical`)."""
     mirrored = torch.as_tensor(np.linalg.det(m[:, :, :2]) < 0, device=hm.device)  # (B,)
     return torch.where(mirrored[:, None, None, None], hm[:, list(scheme.flip)], hm)
+
+
+# -- distillation: a teacher's heatmaps as a student's targets ----------------------------------
+def encode_points(xy_teacher_input: torch.Tensor, codec_t: HeatmapCodec,
+                  codec_s: HeatmapCodec) -> torch.Tensor:
+    """(B, K, 2) points in the teacher's input pixels -> (B, K, h, w) targets of the student,
+    whose input is the teacher's shrunk (area) to its size: x_s = (x_t + 0.5) * r - 0.5."""
+    r = codec_s.input_hw[0] / codec_t.input_hw[0]
+    to_hm = torch.as_tensor(codec_s.to_heatmap, dtype=torch.float32).to(xy_teacher_input.device)
+    xy = (xy_teacher_input + 0.5) * r - 0.5
+    return codec_torch.encode(affine.apply(to_hm, xy), codec_s.heatmap_hw, codec_s.sigma, codec_s.encoding)
+
+
+def student_targets(hm_teacher: torch.Tensor, codec_t: HeatmapCodec, codec_s: HeatmapCodec) -> torch.Tensor:
+    """The teacher's (B, K, h_t, w_t) heatmaps decoded (its codec's decoder) and encoded as the
+    student's (B, K, h_s, w_s) targets."""
+    to_input = torch.as_tensor(codec_t.to_input, dtype=torch.float32).to(hm_teacher.device)
+    xy_hm, _ = codec_torch.decode(hm_teacher, codec_t.decoder, codec_t.window, codec_t.tau)
+    return encode_points(affine.apply(to_input, xy_hm), codec_t, codec_s)

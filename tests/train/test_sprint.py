@@ -14,7 +14,8 @@ from tracker.core.model_config import ModelConfig
 from train.cache import Cache
 from train.device_data import DeviceData, evaluate
 from train.pack import Pack, build_from_data
-from train.sprint import Sprint, SprintConfig, encode_points, student_targets
+from train.sprint import Sprint, SprintConfig
+from train.targets import encode_points, student_targets
 from train.timed import Schedule, lr_factor, run_phase
 from train.validation import validate
 
