@@ -8,6 +8,7 @@ from pathlib import Path
 from tracker.core.model_config import PRESETS
 from train.augment import AugmentConfig
 from train.cache import default_path, side_for
+from train.loss import LOSSES
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,12 @@ class TrainConfig:
     sigma: float = 2.0
     encoding: str = "continuous"
     siamese: bool = False
+    loss: str = "l2"  # on the heatmaps: "l2" (the paper's) or "awing" (train.loss.heatmap_awing)
+    # Distillation: a trained model (same input size) whose decoded points are a second target,
+    # weighted `distil_weight` against the labels' loss (`train.targets.student_targets`).
+    distil_from: str | None = None
+    distil_weight: float = 1.0
+    labels: str | None = None  # relabelled teacher data for this cache (`python -m train.relabel`)
     # Share of each source in the sampled batches; clips share `videos` equally.
     source_weights: dict = field(default_factory=lambda: {
         "300w_lfpw": 0.2, "300w_helen": 0.2, "300w_afw": 0.1, "lfw": 0.15, "utkface": 0.1,
@@ -46,6 +53,11 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"augment: unknown settings {sorted(unknown)}; "
                              f"AugmentConfig has {[f.name for f in fields(AugmentConfig)]}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss {self.loss!r}: one of {sorted(LOSSES)}")
+        if self.siamese and (self.loss != "l2" or self.distil_from):
+            raise ValueError("the Siamese loss is an L2 on the warped-back sum: no other loss, "
+                             "no distillation with it")
         if self.batch < 1 or self.epochs < 1 or self.samples_per_epoch < self.batch:
             raise ValueError("batch, epochs and samples_per_epoch must be positive, "
                              "samples_per_epoch >= batch")

@@ -36,9 +36,17 @@ from train.augment import AugmentConfig, augment_batch, canonical_transform
 from train.cache import Cache, check_fits
 from train.config import TrainConfig
 from train.distributed import SINGLE, Dist, threads_per_rank, training_module
-from train.loss import heatmap_l2, siamese_l2
+from train.loss import LOSSES, siamese_l2
+from train.relabel import relabelled
 from train.sampling import augment_rng, draw_batch, rank_slice, sampling_weights, split
-from train.targets import branch_to_canonical, heatmap_targets, label_weights, to_tensor, unmirror
+from train.targets import (
+    branch_to_canonical,
+    heatmap_targets,
+    label_weights,
+    student_targets,
+    to_tensor,
+    unmirror,
+)
 from train.validation import validate
 
 __all__ = ["Trainer", "split"]  # `split` stays importable from here (scripts/score_separation.py)
@@ -69,11 +77,15 @@ class Trainer:
         self.mc = model_config or PRESETS[cfg.preset]
         self.codec = HeatmapCodec(self.mc.input_hw, self.mc.heatmap_hw, cfg.sigma, cfg.encoding)
         self.cache = cache if cache is not None else Cache.load(Path(cfg.cache))
+        if cfg.labels:
+            self.cache = relabelled(self.cache, Path(cfg.labels))
         # a cache cut smaller than the model's input would train it on upsampled faces
         check_fits(self.cache.side, self.mc.input_hw[0], cfg.cache if cache is None else None)
         self.train_idx, self.val_idx = split(self.cache, cfg)
         self.p = sampling_weights(self.cache, self.train_idx, cfg)
         self.loss_w = label_weights(self.cache, cfg)
+        self.heatmap_loss = LOSSES[cfg.loss]
+        self.teacher, self.teacher_codec = self._teacher() if cfg.distil_from else (None, None)
         torch.manual_seed(cfg.seed)
         self.model = FAN(self.mc).to(dist.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
@@ -96,6 +108,18 @@ class Trainer:
         if dist.is_main:
             cfg.save(self.out / "config.json")
         self.net = training_module(self.model, dist)
+
+    def _teacher(self) -> tuple[FAN, HeatmapCodec]:
+        """The distillation teacher in eval mode on this run's device, and its codec."""
+        from tracker.core.modelfile import load_torch
+
+        net, info = load_torch(self.cfg.distil_from)
+        if info.model.input_hw != self.mc.input_hw:
+            raise ValueError(f"distil_from {self.cfg.distil_from}: its input {info.model.input_hw} is "
+                             f"not this model's {self.mc.input_hw}")
+        for p in net.parameters():
+            p.requires_grad_(False)
+        return net.to(self.dist.device).eval(), info.codec
 
     @property
     def batch_rng(self) -> np.random.Generator:
@@ -156,13 +180,26 @@ class Trainer:
             imgs, pts, _ = augment_batch(self.rng, self.cache, mine, self.aug, self.mc.input_hw[0])
             outs = self.net(to_tensor(imgs, self.mc).to(d.device))
             target = heatmap_targets(self.codec, pts).to(d.device)
-            loss = sum(heatmap_l2(o, target, w, total=total) for o in outs)
+            loss = sum(self.heatmap_loss(o, target, w, total=total) for o in outs)
+            if self.teacher is not None:
+                loss = loss + self.cfg.distil_weight * self._distil_loss(imgs, outs, len(idx))
         else:
             loss = self._siamese_loss(mine, w, total)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         return d.mean(float(loss.detach()))
+
+    def _distil_loss(self, imgs: np.ndarray, outs: list[torch.Tensor], global_batch: int) -> torch.Tensor:
+        """The loss of every stack's heatmaps against the teacher's points on the same crops
+        (every face weighs 1: the teacher is as good on photos as on the human-labelled ones)."""
+        d = self.dist
+        with torch.no_grad():
+            hm_t = self.teacher(to_tensor(imgs, self.teacher.config).to(d.device))
+            target = student_targets(hm_t, self.teacher_codec, self.codec)
+        ones = torch.ones(len(imgs), device=d.device)
+        total = global_batch / d.world if d.parallel else None
+        return sum(self.heatmap_loss(o, target, ones, total=total) for o in outs)
 
     def _siamese_loss(self, idx: np.ndarray, w: torch.Tensor, total: float | None) -> torch.Tensor:
         """Two augmentations of each face; each branch's heatmaps are warped back to the

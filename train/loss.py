@@ -1,4 +1,5 @@
-"""Heatmap losses: L2 on targets from the codec, and the Siamese consistency loss (paper eq. 6).
+"""Heatmap losses: L2 on targets from the codec (the paper's), the adaptive wing loss, and the
+Siamese consistency loss (paper eq. 6).
 
 Shapes: heatmaps (B, K, h, w); per-sample weights (B,); point masks (B, K).
 
@@ -28,6 +29,31 @@ def heatmap_l2(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
     else:
         per_sample = err.mean(-1)
     return (per_sample * weight).sum() / _total(weight, total)
+
+
+def heatmap_awing(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+                  total: float | None = None, alpha: float = 2.1, omega: float = 14.0,
+                  epsilon: float = 1.0, theta: float = 0.5, foreground_weight: float = 10.0,
+                  ) -> torch.Tensor:
+    """Adaptive wing loss (Wang, Bo, Fuxin, ICCV 2019) with its weighted loss map: per pixel
+    omega * ln(1 + (|y - p| / epsilon) ** (alpha - y)) below `theta`, linear beyond it (A and C
+    make the two pieces meet smoothly); pixels of the target's 3x3-dilated foreground
+    (y > 0.2) weigh 1 + `foreground_weight`. Its exponent falls to alpha - 1 near a Gaussian's
+    peak, so small errors there cost more than under L2, which is what sharpens the peaks.
+    Summed over each map, averaged over points, weighted mean over samples like `heatmap_l2`."""
+    delta = (target - pred).abs()
+    a = alpha - target
+    r = theta / epsilon
+    big_a = omega / (1 + r**a) * a * r ** (a - 1) / epsilon
+    big_c = theta * big_a - omega * torch.log1p(r**a)
+    per_pixel = torch.where(delta < theta, omega * torch.log1p((delta / epsilon) ** a), big_a * delta - big_c)
+    fg = F.max_pool2d((target > 0.2).to(pred.dtype), 3, stride=1, padding=1)
+    per_sample = (per_pixel * (1 + foreground_weight * fg)).sum((-1, -2)).mean(-1)  # (B,)
+    return (per_sample * weight).sum() / _total(weight, total)
+
+
+#: `TrainConfig.loss` names the loss on the heatmaps of a plain (non-Siamese) step.
+LOSSES = {"l2": heatmap_l2, "awing": heatmap_awing}
 
 
 def _total(weight: torch.Tensor, total: float | None) -> torch.Tensor | float:

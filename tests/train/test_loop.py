@@ -5,8 +5,10 @@ import pytest
 import torch
 
 from tracker.core.model_config import ModelConfig
+from train.augment import augment_batch
 from train.config import TrainConfig
 from train.loop import Trainer
+from train.targets import to_tensor
 
 TINY = ModelConfig(stacks=1, width=16, depth=2, input_hw=(64, 64), heatmap_hw=(16, 16), stem_width=8)
 
@@ -91,3 +93,39 @@ def test_augmentation_settings_come_from_the_config(tmp_path, fixture_cache):
     assert tr.aug.channel_shuffle == 0.5 and tr.aug.rotation_deg == 10 and tr.aug.flip == 0.5
     with pytest.raises(ValueError, match="unknown settings"):
         _cfg(tmp_path, augment={"hue": 1})
+
+
+def test_the_adaptive_wing_loss_trains_too(tmp_path, fixture_cache):
+    tr = Trainer(_cfg(tmp_path, loss="awing"), fixture_cache, TINY)
+    idx = tr.train_idx[:4]
+    losses = []
+    for _ in range(40):
+        tr.rng = np.random.default_rng(0)
+        losses.append(tr.train_step(idx))
+    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:3])
+    with pytest.raises(ValueError, match="loss 'wing'"):
+        _cfg(tmp_path, loss="wing")
+
+
+def test_distillation_pulls_the_student_to_the_teachers_points(tmp_path, fixture_cache):
+    teacher = Trainer(_cfg(tmp_path, out=str(tmp_path / "teacher"), seed=5), fixture_cache, TINY)
+    teacher._save_last()
+    cfg = _cfg(tmp_path, distil_from=str(tmp_path / "teacher" / "last.pt"), distil_weight=50.0)
+    tr = Trainer(cfg, fixture_cache, TINY)
+    idx = tr.train_idx[:4]
+    imgs, _, _ = augment_batch(np.random.default_rng(0), tr.cache, idx, tr.aug, TINY.input_hw[0])
+
+    def distil_loss() -> float:  # the student's heatmaps against the teacher's points, same crops
+        with torch.no_grad():
+            return float(tr._distil_loss(imgs, tr.net(to_tensor(imgs, TINY)), len(idx)))
+
+    before = distil_loss()
+    for _ in range(40):
+        tr.rng = np.random.default_rng(0)  # these very crops at every step
+        tr.train_step(idx)
+    assert distil_loss() < 0.2 * before  # measured 0.15
+    with pytest.raises(ValueError, match="no distillation"):
+        _cfg(tmp_path, siamese=True, distil_from="x.pt")
+    small = replace(TINY, input_hw=(32, 32), heatmap_hw=(8, 8), depth=1)
+    with pytest.raises(ValueError, match="not this model's"):
+        Trainer(replace(cfg, out=str(tmp_path / "small")), fixture_cache, small)

@@ -63,3 +63,40 @@ def test_a_slice_of_a_batch_divides_by_the_given_total():
     # two halves with the global weight sum over 2: the mean of their losses is the whole's
     halves = [heatmap_l2(p[s], t[s], w[s], total=float(w.sum()) / 2) for s in (slice(0, 2), slice(2, 4))]
     assert torch.allclose((halves[0] + halves[1]) / 2, whole)
+
+
+def test_awing_matches_its_formula_and_its_two_pieces_meet():
+    from train.loss import heatmap_awing
+
+    # one pixel per map: the loss of a 1x1 map is the per-pixel loss (x 11 in the foreground)
+    y = torch.tensor([0.0, 0.5, 1.0, 0.0, 1.0])
+    p = torch.tensor([0.3, 0.2, 0.95, 0.9, 0.1])
+    got = [float(heatmap_awing(p[i].view(1, 1, 1, 1), y[i].view(1, 1, 1, 1), torch.ones(1)))
+           for i in range(5)]
+    d, a = (y - p).abs(), 2.1 - y
+    small = 14 * torch.log1p(d ** a)
+    big_a = 14 / (1 + 0.5 ** a) * a * 0.5 ** (a - 1)
+    big = big_a * d - (0.5 * big_a - 14 * torch.log1p(0.5 ** a))
+    ref = torch.where(d < 0.5, small, big) * torch.where(y > 0.2, 11.0, 1.0)
+    np.testing.assert_allclose(got, ref.numpy(), rtol=1e-5)
+    # continuity at theta: just below and just above 0.5 give the same loss
+    y0 = torch.full((1, 1, 1, 1), 0.3)
+    lo, hi = (float(heatmap_awing(y0 + e, y0, torch.ones(1))) for e in (0.4999, 0.5001))
+    assert abs(hi - lo) < 1e-2 * lo
+
+
+def test_awing_punishes_small_errors_at_a_peak_more_than_l2():
+    """Its point: near a Gaussian's peak (y ~ 1) the exponent falls to ~1.1, so the gradient of
+    a small error stays large where L2's vanishes."""
+    from train.loss import heatmap_awing
+
+    target = _maps(np.array([[15.3, 16.6]]))
+    pred = (target * 0.97).requires_grad_(True)  # the peak 3 % low
+    heatmap_awing(pred, target, torch.ones(1)).backward()
+    g_awing = pred.grad.abs().max() / pred.grad.abs().sum()
+    pred.grad = None
+    heatmap_l2(pred, target, torch.ones(1)).backward()
+    g_l2 = pred.grad.abs().max() / pred.grad.abs().sum()
+    assert float(heatmap_awing(target, target, torch.ones(1))) == 0.0
+    # the share of the gradient at the peak pixel is larger under the adaptive wing
+    assert g_awing > 2.0 * g_l2  # measured 2.4
