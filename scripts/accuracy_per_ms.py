@@ -3,10 +3,11 @@ held-out human faces (never the test set), on plain crops and on crops turned up
 tracker cuts them), beside onnxruntime's batch-1 latency with 1 and 2 threads.
 
     python scripts/accuracy_per_ms.py tracker/models/rt-m.pt tracker/models/rt-m2.pt \\
-        train/checkpoints/rt-s/best.pt --cache .cache/train_crops.npz
+        train/checkpoints/rt-s/best.pt
 
 Each model is scored on the same faces (the validation split of `train.sampling.split` with
-the default `TrainConfig`: 8 % of the human identity groups) and exported to ONNX (BN folded,
+the default `TrainConfig`: 8 % of the human identity groups), cut from the crop cache of its
+input size (`python -m train.cache DATA --side S`; `--cache` forces one), and exported to ONNX (BN folded,
 as shipped) for the timing. Writes docs/results/accuracy_per_ms.{json,md}.
 """
 from __future__ import annotations
@@ -30,34 +31,46 @@ from scripts.model_stats import onnx_latency_ms  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("models", nargs="+", type=Path, help="shipped .pt files or training checkpoints")
-    ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "train_crops.npz",
-                    help="the crop cache (python -m train.cache DATA)")
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="the crop cache (default: the one cut for each model's input size)")
     ap.add_argument("--runs", type=int, default=200, help="timed runs per model and thread count")
     ap.add_argument("--note", default="", help="a line about the conditions")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
     args = ap.parse_args(argv)
-    if not args.cache.is_file():
-        print(f"error: {args.cache}: no crop cache (python -m train.cache ../shared/data)", file=sys.stderr)
-        return 2
 
     import torch
 
     from tracker.core.model import count_macs, count_params
     from tracker.core.modelfile import load_torch
     from tracker.engines.export import export_onnx
-    from train.cache import Cache
+    from train.cache import Cache, default_path, side_for
     from train.config import TrainConfig
     from train.sampling import split
     from train.validation import validate
 
     torch.set_num_threads(2)
-    cache = Cache.load(args.cache)
-    _, val_idx = split(cache, TrainConfig())
+    caches: dict[Path, tuple] = {}
+    faces = None  # the validation faces' groups, the same in every cache
+
+    def cache_for(input_side: int) -> tuple:
+        path = args.cache or ROOT / default_path(side_for(input_side))
+        if path not in caches:
+            if not path.is_file():
+                raise SystemExit(f"error: {path}: no crop cache (python -m train.cache ../shared/data "
+                                 f"--side {side_for(input_side)})")
+            cache = Cache.load(path)
+            caches[path] = cache, split(cache, TrainConfig())[1]
+        return caches[path]
+
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for path in args.models:
             net, info = load_torch(path)
             net = net.float().eval()
+            cache, val_idx = cache_for(info.model.input_hw[0])
+            if faces is not None and list(cache.group[val_idx]) != faces:
+                raise SystemExit(f"error: the caches hold other validation faces ({path})")
+            faces = list(cache.group[val_idx])
             metrics = validate(net, info.codec, cache, val_idx)
             upright = {f"upright_{k}": v for k, v in
                        validate(net, info.codec, cache, val_idx, upright=True).items()}

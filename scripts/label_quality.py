@@ -1,0 +1,74 @@
+"""How good are the labels we could train on? The teacher (dlib, as it labelled the data), our
+models (flip test, alone and averaged) and blends of the two, against the human labels of the
+validation faces (held-out 300-W identities; never the test set). Decides the relabelling lever
+of `train.relabel`: relabel only with what beats the teacher here.
+
+    python scripts/label_quality.py tracker/models/rt-m2.pt tracker/models/rt-m.pt
+
+Writes docs/results/label_quality.md and .json. Needs the peers extra (dlib).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from scripts.machine import describe  # noqa: E402
+from tracker.core.metrics import nme  # noqa: E402
+from train.cache import Cache, default_path  # noqa: E402
+from train.config import TrainConfig  # noqa: E402
+from train.relabel import choose_blend, predict, teacher_on  # noqa: E402
+from train.sampling import split  # noqa: E402
+from train.validation import summarise  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="+", type=Path)
+    ap.add_argument("--cache", type=Path, default=default_path())
+    ap.add_argument("--out", type=Path, default=ROOT / "docs/results/label_quality")
+    a = ap.parse_args(argv)
+    cache = Cache.load(a.cache)
+    _, val = split(cache, TrainConfig())
+    truth = cache.points[val]
+    teacher, found = teacher_on(cache, val)
+    rows = {"teacher (dlib), faces it finds": summarise(nme(teacher[found], truth[found]))}
+    blends = {}
+    sets = [[m] for m in a.models] + ([a.models] if len(a.models) > 1 else [])
+    for models in sets:
+        name = " + ".join(m.name for m in models) + ", flip test"
+        ours = predict(models, cache, val)
+        rows[f"{name}, all faces"] = summarise(nme(ours, truth))
+        rows[f"{name}, faces the teacher finds"] = summarise(nme(ours[found], truth[found]))
+        best, scores = choose_blend(ours[found], teacher[found], truth[found])
+        blends[name] = {"best": best, "scores": scores}
+    result = {"faces": int(len(val)), "teacher_found": int(found.sum()), "rows": rows, "blends": blends,
+              "machine": describe()}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    lines = ["# Label quality on the validation faces", "",
+             f"`python scripts/label_quality.py {' '.join(str(m) for m in a.models)}`: {len(val)} held-out "
+             f"human-labelled 300-W faces (identity split), the teacher finds {int(found.sum())}. NME over "
+             "the outer-eye-corner distance. The teacher runs as it labelled the data (HOG box on the crop, "
+             "then its 68-point predictor); it was trained on 300-W's training images, these included, so "
+             "its numbers here are optimistic.", "",
+             "| labeller | NME % | median % | AUC@0.08 |", "|---|---:|---:|---:|"]
+    for n, r in rows.items():
+        lines.append(f"| {n} | {100 * r['val_nme']:.2f} | {100 * r['val_median']:.2f} | {r['val_auc@0.08']:.3f} |")
+    lines += ["", "Blends `b` x ours + (1 - b) x teacher, on the faces the teacher finds (NME %, median %):", "",
+              "| ours | " + " | ".join(f"b = {b}" for b in next(iter(blends.values()))["scores"]) + " | best b |",
+              "|---|" + "---:|" * (len(next(iter(blends.values()))["scores"]) + 1)]
+    for n, bl in blends.items():
+        cells = [f"{100 * s['val_nme']:.2f} / {100 * s['val_median']:.2f}" for s in bl["scores"].values()]
+        lines.append(f"| {n} | " + " | ".join(cells) + f" | {bl['best']:g} |")
+    a.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
