@@ -12,13 +12,18 @@ from tracker.core.model_config import PRESETS, ModelConfig
 TINY = dict(width=16, depth=2, stem_width=8)
 
 
-@pytest.mark.parametrize("name", ["rt-s", "rt-m"])
+@pytest.mark.parametrize("name", ["rt-s", "rt-m", "rt-m2", "rt-m-160"])
 def test_realtime_presets_build_and_run(name):
     cfg = PRESETS[name]
     net = FAN(cfg).eval()
     with torch.no_grad():
         out = net(torch.randn(2, 3, *cfg.input_hw))
     assert out.shape == (2, cfg.n_points, *cfg.heatmap_hw) and torch.isfinite(out).all()
+
+
+def test_rt_m_160_takes_rt_ms_weights_as_they_are():
+    """The larger input changes no weight's shape: rt-m's state dict loads into it whole."""
+    FAN(PRESETS["rt-m-160"]).load_state_dict(FAN(PRESETS["rt-m"]).state_dict())
 
 
 def test_paper_preset_builds_with_the_fan_shapes():
