@@ -67,8 +67,7 @@ def predict(model_paths: list[Path], cache: Cache, idx: np.ndarray, batch: int =
             x = np.concatenate([imgs, imgs[:, :, ::-1]])
             with torch.no_grad():
                 hm = net(torch.from_numpy(info.normalise(x))).numpy()
-            xy, _ = info.codec.decode(hm)
-            xy = apply(info.codec.to_input, xy)
+            xy, _ = info.codec.decode(hm)  # input pixels
             n = len(b)
             mirrored = xy[n:][:, list(IBUG68.flip)]
             mirrored[..., 0] = hw[1] - 1 - mirrored[..., 0]

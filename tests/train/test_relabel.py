@@ -1,4 +1,5 @@
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from train.config import TrainConfig
 from train.loop import Trainer
 from train.relabel import RelabelMismatch, choose_blend, predict, relabel, relabelled, save, teacher_on
 
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ModelConfig(stacks=1, width=16, depth=2, input_hw=(64, 64), heatmap_hw=(16, 16), stem_width=8)
 
 
@@ -42,6 +44,14 @@ def test_the_flip_test_makes_predictions_mirror_with_the_face(model_path, fixtur
     # several models average
     both = predict([model_path, model_path], fixture_cache, idx)
     np.testing.assert_allclose(both, got, atol=1e-5)
+
+
+def test_predictions_land_on_the_faces_in_cache_crop_pixels(fixture_cache):
+    """The bundled model through `predict` (flip test): near the human labels of the stills."""
+    idx = np.flatnonzero(fixture_cache.source == 0)
+    got = predict([ROOT / "tracker/models/rt-m.pt"], fixture_cache, idx)
+    e = nme(got, fixture_cache.points[idx])
+    assert e.mean() < 0.035, e  # measured 3.17 %
 
 
 def test_the_blend_of_two_independent_labellers_is_chosen_when_it_is_best():
