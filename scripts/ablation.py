@@ -9,8 +9,8 @@
    local soft-argmax with 3x3, 5x5 and 7x7 windows.
 2. With --train, fine-tuning arms: each starts from the same converged weights (`--init`, the
    default model) and trains `--epochs` x `--samples-per-epoch` faces under one change
-   (continuous vs quantised targets, Siamese on/off, label mix, loss, distillation, relabelled
-   teacher data), the same schedule for all (runs/ablation-ft/<arm>, resumed if interrupted).
+   (continuous vs quantised targets, Siamese on/off, label mix, loss, distillation), the same
+   schedule for all (runs/ablation-ft/<arm>, resumed if interrupted).
    Two control arms with different seeds show how far runs differ by chance. Starting from a
    converged model makes the arms mean something on a CPU budget (from scratch, short runs sit
    at 12 % NME, where nothing separates); read each row as "what this change does to a
@@ -58,7 +58,6 @@ ARMS = {
     "teacher-only": ("teacher labels only", {"source_weights": TEACHER}),
     "awing": ("adaptive wing loss", {"loss": "awing"}),
     "distil": ("distilled from rt-m2 (+ labels)", {"distil_from": str(ROOT / "tracker/models/rt-m2.pt")}),
-    "relabelled": ("teacher data relabelled (python -m train.relabel)", {"labels": ".cache/relabels.npz"}),
 }
 BASE_CONFIG = ROOT / "train/checkpoints/rt-m-stage5/config.json"
 
@@ -119,17 +118,24 @@ def main(argv=None) -> int:
         if "fine_tuning" in kept:
             results["fine_tuning"] = kept["fine_tuning"]
     if a.train:
-        results["fine_tuning"] = {"init": str(a.init), "epochs": a.epochs,
+        results["fine_tuning"] = {"init": str(a.init.relative_to(ROOT) if a.init.is_relative_to(ROOT) else a.init),
+                                  "epochs": a.epochs,
                                   "samples_per_epoch": a.samples_per_epoch, "lr": a.lr}
         for slug in a.arms or list(ARMS):
             results["trainings"][slug] = train_arm(slug, a, faces)
             print(slug, results["trainings"][slug])
-
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.with_suffix(".json").write_text(json.dumps(results, indent=1))
-    a.out.with_suffix(".md").write_text(report(results, a.model.name))
+            write(results, a)  # after every arm: an interrupted run loses nothing it scored
+    write(results, a)
     print(a.out.with_suffix(".md").read_text())
     return 0
+
+
+def write(results: dict, a) -> None:
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    ordered = {k: results["trainings"][k] for k in ARMS if k in results["trainings"]}
+    results = {**results, "trainings": ordered}
+    a.out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    a.out.with_suffix(".md").write_text(report(results, a.model.name))
 
 
 def train_arm(slug: str, a, faces) -> dict:
