@@ -1,4 +1,5 @@
-"""Structured channel pruning of a trained FAN to a narrower preset, as a warm start.
+"""Structured channel pruning of a trained FAN to a narrower preset, and its inverse, widening to
+a wider one, each as a warm start.
 
 A narrower hourglass (fewer channels, same stacks, depth, stem and input) starts from the wider
 model's most important channels instead of from scratch, then fine-tunes (`TrainConfig.init`):
@@ -12,6 +13,12 @@ the channels whose batch-norm scales summed over the stream's blocks are largest
 left out of every range is exactly a channel whose scales are zero: such a model prunes
 without changing its output (the test). One loss is not exact: when the new width equals the
 stem's (2 x stem_width, as rt-s), the stem's last block has no projection on its skip any more.
+
+Widening (`widen`, the same command with a wider preset) is exact: each range's old channels
+keep their weights at the start of the new range, and every weight that reads a new channel is
+zero, so the wider model computes what the old one did. The new channels themselves keep their
+random initialisation and are alive (a dead ReLU channel would never get a gradient), so the
+zero weights reading them get gradients from the first step and the model grows into its width.
 """
 from __future__ import annotations
 
@@ -128,16 +135,82 @@ def prune(net: FAN, config: ModelConfig) -> FAN:
     return new
 
 
+def _put_conv(conv: nn.Conv2d, out_idx: torch.Tensor, in_idx: torch.Tensor, into: nn.Conv2d) -> None:
+    """Copy `conv`'s weights into the (out_idx, in_idx) slots of the wider `into`; the weights
+    that read `into`'s new input channels are zeroed (its new outputs keep their init)."""
+    new_in = torch.ones(into.in_channels, dtype=torch.bool)
+    new_in[in_idx] = False
+    into.weight.data[:, new_in] = 0.0
+    into.weight.data[out_idx[:, None], in_idx[None, :]] = conv.weight.detach()
+    if conv.bias is not None:
+        into.bias.data[out_idx] = conv.bias.detach()
+
+
+def _put_bn(bn: nn.BatchNorm2d, idx: torch.Tensor, into: nn.BatchNorm2d) -> None:
+    """`bn`'s channels into slots `idx` of `into` (its other channels keep their init)."""
+    for name in ("weight", "bias", "running_mean", "running_var"):
+        getattr(into, name).data[idx] = getattr(bn, name).detach()
+
+
+def _put_block(old: HierarchicalBlock, new: HierarchicalBlock, stream: torch.Tensor,
+               in_idx: torch.Tensor) -> None:
+    """`stream`: where each old output channel goes; `in_idx`: where each old input went."""
+    c = old.c1[0].out_channels * 2
+    a, b, cc = (torch.arange(hi - lo) for lo, hi in _ranges(c))  # each range's start
+    for cbr_old, cbr_new, out_idx, inp in ((old.c1, new.c1, a, in_idx), (old.c2, new.c2, b, a),
+                                           (old.c3, new.c3, cc, b)):
+        _put_conv(cbr_old[0], out_idx, inp, cbr_new[0])
+        _put_bn(cbr_old[1], out_idx, cbr_new[1])
+    if not isinstance(old.skip, nn.Identity):
+        _put_conv(old.skip[0], stream, in_idx, new.skip[0])
+        _put_bn(old.skip[1], stream, new.skip[1])
+
+
+def widen(net: FAN, config: ModelConfig, seed: int = 0) -> FAN:
+    """`net` grown to `config` (which may differ from `net.config` in width only, and be wider),
+    computing the same heatmaps: nothing reads its new channels yet (the module's docstring)."""
+    old_cfg = net.config
+    if {**old_cfg.to_dict(), "width": config.width} != config.to_dict():
+        raise ValueError(f"widening changes the width only: {old_cfg} -> {config}")
+    if config.width < old_cfg.width or config.width % 4:
+        raise ValueError(f"width {config.width}: must be a multiple of 4, at least {old_cfg.width}")
+    torch.manual_seed(seed)
+    new = FAN(config).eval()
+    stream = torch.cat([nlo + torch.arange(hi - lo)
+                        for (lo, hi), (nlo, _) in zip(_ranges(old_cfg.width), _ranges(config.width))])
+    stem_out = torch.arange(2 * old_cfg.stem_width)
+    free = torch.arange(old_cfg.width)  # the features' 1x1 outputs: the old ones first
+    with torch.no_grad():
+        for old_m, new_m in zip(net.stem[:-1], new.stem[:-1]):
+            new_m.load_state_dict(old_m.state_dict())
+        _put_block(net.stem[-1], new.stem[-1], stream, stem_out)
+        for old_hg, new_hg in zip(net.hourglasses, new.hourglasses):
+            olds = [m for m in old_hg.modules() if isinstance(m, HierarchicalBlock)]
+            news = [m for m in new_hg.modules() if isinstance(m, HierarchicalBlock)]
+            for o, n in zip(olds, news):
+                _put_block(o, n, stream, stream)
+        for i in range(old_cfg.stacks):
+            _put_block(net.features[i][0], new.features[i][0], stream, stream)
+            _put_conv(net.features[i][1][0], free, stream, new.features[i][1][0])
+            _put_bn(net.features[i][1][1], free, new.features[i][1][1])
+            _put_conv(net.heads[i], torch.arange(config.n_points), free, new.heads[i])
+            if i < old_cfg.stacks - 1:
+                _put_conv(net.merge_features[i], stream, free, new.merge_features[i])
+                _put_conv(net.merge_heads[i], stream, torch.arange(config.n_points), new.merge_heads[i])
+    return new
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("source", type=Path, help="a training checkpoint or a shipped .pt")
-    ap.add_argument("--preset", required=True, choices=sorted(PRESETS), help="the narrower preset")
-    ap.add_argument("--out", type=Path, required=True, help="the pruned weights, for TrainConfig.init")
+    ap.add_argument("--preset", required=True, choices=sorted(PRESETS), help="the narrower or wider preset")
+    ap.add_argument("--out", type=Path, required=True, help="the new weights, for TrainConfig.init")
     args = ap.parse_args(argv)
     net, _ = load_torch(args.source)
     net = net.float()
     try:
-        new = prune(net, PRESETS[args.preset])
+        cfg = PRESETS[args.preset]
+        new = widen(net, cfg) if cfg.width > net.config.width else prune(net, cfg)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

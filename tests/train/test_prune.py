@@ -84,3 +84,30 @@ def test_the_shipped_model_prunes_to_rt_s_and_loads_as_init(tmp_path):
     report = checkpoint.init_from(student, out)
     n = len(student.state_dict())
     assert report.endswith(f"{n} of {n} tensors")  # every tensor of rt-s comes from rt-m
+
+
+@pytest.mark.parametrize("stacks", [1, 2])
+def test_widening_keeps_the_output_and_the_new_channels_learn(stacks):
+    from train.prune import widen
+
+    cfg = ModelConfig(stacks=stacks, width=16, depth=2, input_hw=(32, 32), heatmap_hw=(8, 8), stem_width=4)
+    torch.manual_seed(1)
+    net = FAN(cfg).eval()
+    for m in net.modules():  # random statistics and scales, as a trained model has
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    wide = widen(net, ModelConfig(**{**cfg.to_dict(), "width": 24}))
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(wide(x), net(x), atol=1e-5, rtol=1e-5)
+    # the zero weights that read the new channels get gradients: the model grows into its width
+    wide.train()
+    wide(x).square().sum().backward()
+    convs = [m for m in wide.modules() if isinstance(m, nn.Conv2d) and (m.weight == 0).any()]
+    assert len(convs) >= 10
+    assert all(c.weight.grad[c.weight == 0].abs().sum() > 0 for c in convs)
+    with pytest.raises(ValueError, match="at least"):
+        widen(net, ModelConfig(**{**cfg.to_dict(), "width": 12}))

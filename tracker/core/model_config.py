@@ -70,6 +70,10 @@ PRESETS = {
                         stem_width=32),
     "rt-m": ModelConfig(stacks=1, width=96, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
                         stem_width=32),
+    # rt-m widened to 128 channels (`python -m train.prune rt-m.pt --preset rt-l`: exact): the
+    # cost of rt-m2's second stack spent on width instead.
+    "rt-l": ModelConfig(stacks=1, width=128, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
+                        stem_width=32),
     # rt-m on a larger input (160x160, 40x40 heatmaps): the same weights' shapes, so it starts
     # from rt-m's; costs what rt-m2 does.
     "rt-m-160": ModelConfig(stacks=1, width=96, depth=3, input_hw=(160, 160), heatmap_hw=(40, 40),
