@@ -52,6 +52,26 @@ def stream_blocks(net: FAN) -> list[HierarchicalBlock]:
     return blocks
 
 
+def paired_blocks(net: FAN, new: FAN):
+    """The stream blocks of two FANs of one layout but their width, in step:
+    (block of `net`, block of `new`, whether it reads the stream); the stem's last block reads
+    the stem instead."""
+    yield net.stem[-1], new.stem[-1], False
+    for old_hg, new_hg in zip(net.hourglasses, new.hourglasses):
+        olds = [m for m in old_hg.modules() if isinstance(m, HierarchicalBlock)]
+        news = [m for m in new_hg.modules() if isinstance(m, HierarchicalBlock)]
+        for o, n in zip(olds, news):
+            yield o, n, True
+    for old_f, new_f in zip(net.features, new.features):
+        yield old_f[0], new_f[0], True
+
+
+def _copy_stem(net: FAN, new: FAN) -> None:
+    """The stem before the stream (its convolution and first block) is the same in both."""
+    for old_m, new_m in zip(net.stem[:-1], new.stem[:-1]):
+        new_m.load_state_dict(old_m.state_dict())
+
+
 def choose_stream(net: FAN, width: int) -> torch.Tensor:
     """Indices (into the old width) of the stream channels kept, range by range, in order."""
     c = net.config.width
@@ -115,16 +135,10 @@ def prune(net: FAN, config: ModelConfig) -> FAN:
     stream = choose_stream(net, config.width)
     new = FAN(config).eval()
     with torch.no_grad():
-        for old_m, new_m in zip(net.stem[:-1], new.stem[:-1]):  # stem before the stream: unchanged
-            new_m.load_state_dict(old_m.state_dict())
-        _take_block(net.stem[-1], new.stem[-1], stream, None)
-        for old_hg, new_hg in zip(net.hourglasses, new.hourglasses):
-            olds = [m for m in old_hg.modules() if isinstance(m, HierarchicalBlock)]
-            news = [m for m in new_hg.modules() if isinstance(m, HierarchicalBlock)]
-            for o, n in zip(olds, news):
-                _take_block(o, n, stream, stream)
+        _copy_stem(net, new)
+        for o, n, reads_stream in paired_blocks(net, new):
+            _take_block(o, n, stream, stream if reads_stream else None)
         for i in range(old_cfg.stacks):
-            _take_block(net.features[i][0], new.features[i][0], stream, stream)
             cbr = net.features[i][1]
             free = torch.sort(torch.topk(_gamma(cbr), config.width).indices).values
             _take_cbr(cbr, new.features[i][1], free, stream)
@@ -181,16 +195,10 @@ def widen(net: FAN, config: ModelConfig, seed: int = 0) -> FAN:
     stem_out = torch.arange(2 * old_cfg.stem_width)
     free = torch.arange(old_cfg.width)  # the features' 1x1 outputs: the old ones first
     with torch.no_grad():
-        for old_m, new_m in zip(net.stem[:-1], new.stem[:-1]):
-            new_m.load_state_dict(old_m.state_dict())
-        _put_block(net.stem[-1], new.stem[-1], stream, stem_out)
-        for old_hg, new_hg in zip(net.hourglasses, new.hourglasses):
-            olds = [m for m in old_hg.modules() if isinstance(m, HierarchicalBlock)]
-            news = [m for m in new_hg.modules() if isinstance(m, HierarchicalBlock)]
-            for o, n in zip(olds, news):
-                _put_block(o, n, stream, stream)
+        _copy_stem(net, new)
+        for o, n, reads_stream in paired_blocks(net, new):
+            _put_block(o, n, stream, stream if reads_stream else stem_out)
         for i in range(old_cfg.stacks):
-            _put_block(net.features[i][0], new.features[i][0], stream, stream)
             _put_conv(net.features[i][1][0], free, stream, new.features[i][1][0])
             _put_bn(net.features[i][1][1], free, new.features[i][1][1])
             _put_conv(net.heads[i], torch.arange(config.n_points), free, new.heads[i])
