@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tracker.core.model import FAN, HierarchicalBlock
+from tracker.core.model import FAN, HierarchicalBlock, count_params
 from tracker.core.model_config import PRESETS, ModelConfig
 from tracker.core.modelfile import load_torch
 from train import checkpoint
@@ -54,16 +54,18 @@ def stream_blocks(net: FAN) -> list[HierarchicalBlock]:
 
 def paired_blocks(net: FAN, new: FAN):
     """The stream blocks of two FANs of one layout but their width, in step:
-    (block of `net`, block of `new`, whether it reads the stream); the stem's last block reads
-    the stem instead."""
-    yield net.stem[-1], new.stem[-1], False
-    for old_hg, new_hg in zip(net.hourglasses, new.hourglasses):
-        olds = [m for m in old_hg.modules() if isinstance(m, HierarchicalBlock)]
-        news = [m for m in new_hg.modules() if isinstance(m, HierarchicalBlock)]
-        for o, n in zip(olds, news):
-            yield o, n, True
-    for old_f, new_f in zip(net.features, new.features):
-        yield old_f[0], new_f[0], True
+    (block of `net`, block of `new`, whether it reads the stream); the first, the stem's last
+    block, reads the stem instead."""
+    for i, (o, n) in enumerate(zip(stream_blocks(net), stream_blocks(new))):
+        yield o, n, i > 0
+
+
+def _check_width_only(old: ModelConfig, new: ModelConfig, wider: bool) -> None:
+    if {**old.to_dict(), "width": new.width} != new.to_dict():
+        raise ValueError(f"{'widening' if wider else 'pruning'} changes the width only: {old} -> {new}")
+    if (new.width < old.width if wider else new.width > old.width) or new.width % 4:
+        raise ValueError(f"width {new.width}: must be a multiple of 4, "
+                         f"{'at least' if wider else 'at most'} {old.width}")
 
 
 def _copy_stem(net: FAN, new: FAN) -> None:
@@ -128,10 +130,7 @@ def _take_block(old: HierarchicalBlock, new: HierarchicalBlock, stream: torch.Te
 def prune(net: FAN, config: ModelConfig) -> FAN:
     """`net`'s weights cut down to `config`, which may differ from `net.config` in width only."""
     old_cfg = net.config
-    if {**old_cfg.to_dict(), "width": config.width} != config.to_dict():
-        raise ValueError(f"pruning changes the width only: {old_cfg} -> {config}")
-    if config.width > old_cfg.width or config.width % 4:
-        raise ValueError(f"width {config.width}: must be a multiple of 4, at most {old_cfg.width}")
+    _check_width_only(old_cfg, config, wider=False)
     stream = choose_stream(net, config.width)
     new = FAN(config).eval()
     with torch.no_grad():
@@ -184,10 +183,7 @@ def widen(net: FAN, config: ModelConfig, seed: int = 0) -> FAN:
     """`net` grown to `config` (which may differ from `net.config` in width only, and be wider),
     computing the same heatmaps: nothing reads its new channels yet (the module's docstring)."""
     old_cfg = net.config
-    if {**old_cfg.to_dict(), "width": config.width} != config.to_dict():
-        raise ValueError(f"widening changes the width only: {old_cfg} -> {config}")
-    if config.width < old_cfg.width or config.width % 4:
-        raise ValueError(f"width {config.width}: must be a multiple of 4, at least {old_cfg.width}")
+    _check_width_only(old_cfg, config, wider=True)
     torch.manual_seed(seed)
     new = FAN(config).eval()
     stream = torch.cat([nlo + torch.arange(hi - lo)
@@ -224,8 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
     checkpoint.save({"model": new.state_dict(), "model_config": new.config.to_dict()}, args.out)
-    n_old = sum(p.numel() for p in net.parameters())
-    n_new = sum(p.numel() for p in new.parameters())
+    n_old, n_new = count_params(net), count_params(new)
     print(f"{args.source} ({net.config.width} wide, {n_old / 1e6:.3f} M) -> {args.out} "
           f"({args.preset}, {new.config.width} wide, {n_new / 1e6:.3f} M)")
     return 0
