@@ -121,8 +121,11 @@ def main(argv=None) -> int:
         results["fine_tuning"] = {"init": str(a.init.relative_to(ROOT) if a.init.is_relative_to(ROOT) else a.init),
                                   "epochs": a.epochs,
                                   "samples_per_epoch": a.samples_per_epoch, "lr": a.lr}
+        from train.cache import Cache
+
+        cache = Cache.load(Path(a.cache))  # once for every arm (GBs)
         for slug in a.arms or list(ARMS):
-            results["trainings"][slug] = train_arm(slug, a, faces)
+            results["trainings"][slug] = train_arm(slug, a, cache, faces)
             print(slug, results["trainings"][slug])
             write(results, a)  # after every arm: an interrupted run loses nothing it scored
     write(results, a)
@@ -138,7 +141,7 @@ def write(results: dict, a) -> None:
     a.out.with_suffix(".md").write_text(report(results, a.model.name))
 
 
-def train_arm(slug: str, a, faces) -> dict:
+def train_arm(slug: str, a, cache, faces) -> dict:
     """Fine-tune one arm (resuming its run folder) and score its last weights on validation
     and on the test faces."""
     from train.config import TrainConfig
@@ -150,7 +153,7 @@ def train_arm(slug: str, a, faces) -> dict:
                            samples_per_epoch=a.samples_per_epoch, lr=a.lr,
                            milestones=[a.epochs - 1], threads=a.threads, cache=a.cache,
                            **ARMS[slug][1])
-    tr = Trainer(cfg)
+    tr = Trainer(cfg, cache)
     tr.fit()
     t0 = time.time()
     val = tr.validate()
