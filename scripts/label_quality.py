@@ -38,20 +38,23 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "docs/results/label_quality")
     a = ap.parse_args(argv)
     cache = Cache.load(a.cache)
-    train, val = split(cache, TrainConfig())
+    cfg = TrainConfig()
+    train, val = split(cache, cfg)
     truth = cache.points[val]
     teacher, found = teacher_on(cache, val)
     rows = {"teacher (dlib), faces it finds": summarise(nme(teacher[found], truth[found]))}
     blends = {}
-    sets = [[m] for m in a.models] + ([a.models] if len(a.models) > 1 else [])
-    for models in sets:
-        name = " + ".join(m.name for m in models) + ", flip test"
-        ours = predict(models, cache, val)
+    single = {m.name: predict([m], cache, val) for m in a.models}
+    labellers = dict(single)
+    if len(single) > 1:  # `predict` of several models is the mean of theirs
+        labellers[" + ".join(single)] = np.mean(list(single.values()), axis=0)
+    for name, ours in labellers.items():
+        name += ", flip test"
         rows[f"{name}, all faces"] = summarise(nme(ours, truth))
         rows[f"{name}, faces the teacher finds"] = summarise(nme(ours[found], truth[found]))
         best, scores = choose_blend(ours[found], teacher[found], truth[found])
         blends[name] = {"best": best, "scores": scores}
-    human = np.isin(np.asarray(cache.names)[cache.source[train]], TrainConfig().human_sources)
+    human = np.isin(np.asarray(cache.names)[cache.source[train]], cfg.human_sources)
     seen = np.random.default_rng(0).choice(train[human], 300, replace=False)
     fit = {}
     for m in a.models:
