@@ -22,9 +22,14 @@ def split(cache: Cache, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """Indices of training and validation faces; validation is a fixed share of the human
     identity groups (source image or person), chosen by a hash so it never moves."""
     human = np.isin(np.asarray(cache.names)[cache.source], cfg.human_sources)
-    h = np.array([int(hashlib.md5(g.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF for g in cache.group])
-    val = human & (h < cfg.val_fraction)
+    val = human & np.array([held_out(g, cfg.val_fraction) for g in cache.group], bool)
     return np.flatnonzero(~val), np.flatnonzero(val)
+
+
+def held_out(group: str, fraction: float) -> bool:
+    """Whether identity group `group` (the cache's "source/group" name) is in the validation
+    share `fraction`: a hash of the name, so it never moves."""
+    return int(hashlib.md5(group.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < fraction
 
 
 def sampling_weights(cache: Cache, idx: np.ndarray, cfg: TrainConfig) -> np.ndarray:

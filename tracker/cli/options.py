@@ -39,6 +39,9 @@ def tracker_args(p: argparse.ArgumentParser) -> None:
                         "shape are not a face (default 0.5; 0 turns the check off)")
     g.add_argument("--no-tracking", action="store_true",
                    help="align every frame from a fresh detection (no tracking)")
+    g.add_argument("--refine", type=int, default=1, metavar="N",
+                   help="passes that re-crop a newly detected face from its own landmarks "
+                        "(default 1: the detector's box is only roughly the model's crop; 0 = off)")
     g.add_argument("--smooth", action="store_true", help="One-Euro temporal smoothing of the points")
     g.add_argument("--flip-test", action="store_true",
                    help="also infer each face mirrored and average (steadier, twice the inference)")
@@ -61,6 +64,6 @@ def config_from_args(args: argparse.Namespace):
                              detector=args.detector, detect_every=args.every,
                              max_faces=args.max_faces, min_detection_score=args.min_score,
                              tracking=not args.no_tracking, smooth=args.smooth,
-                             flip_test=args.flip_test, **extra)
+                             refine=args.refine, flip_test=args.flip_test, **extra)
     except ValueError as e:  # the config validates its fields
         raise UsageError(f"bad tracker option: {e}") from None

@@ -15,7 +15,8 @@ One association step per frame (MediaPipe's face graph and SORT, in small functi
    IoU: a matched detection that disagrees with its track (IoU under `reanchor_iou`, or any
    cut) re-anchors it, a track that no detection confirms is dropped on a cut or after
    `max_unconfirmed` detection frames, an unmatched detection starts a candidate;
-4. align every region of the frame in one batch, each crop turned to the face's eye line;
+4. align every region of the frame in one batch, each crop turned to the face's eye line; a
+   face whose crop came from a detection is aligned again from its own landmarks (`refine`);
 5. keep the faces that look like faces (heatmap confidence, shape); a track lost on a frame
    without detection triggers one and its own re-anchoring;
 6. suppress duplicates in landmark space (the same face twice keeps the older id and the more
@@ -229,9 +230,14 @@ class Tracker:
         """Align every candidate in one batch: (faces that look like faces, tracks lost)."""
         if not candidates:
             return [], []
-        ratio = self.info.crop_ratio
-        m = np.stack([c.region.transform(self.aligner.input_hw, ratio) for c in candidates])
-        points, scores = self.aligner.align_crops(image, m)
+        points, scores = self._align_regions(image, [c.region for c in candidates])
+        for _ in range(self.config.refine):  # re-crop detections' faces from their landmarks
+            redo = [i for i, c in enumerate(candidates) if c.anchored
+                    and self._plausible(points[i], scores[i], self._region(points[i]), None)]
+            if not redo:
+                break
+            points[redo], scores[redo] = self._align_regions(
+                image, [self._region(points[i]) for i in redo])
         alive, lost = [], []
         for c, p, s in zip(candidates, points, scores):
             t = c.track
@@ -247,6 +253,12 @@ class Tracker:
                 moved = np.zeros(2) if c.anchored else region.center - t.region.center
                 alive.append(_Track(t.id, p, s, region, moved, c.unconfirmed))
         return alive, lost
+
+    def _align_regions(self, image: np.ndarray | YUV420, regions: list[Region]) -> tuple[np.ndarray, np.ndarray]:
+        """Landmarks (N, K, 2) and scores (N, K) of the faces in `regions`, in one batch."""
+        ratio = self.info.crop_ratio
+        m = np.stack([r.transform(self.aligner.input_hw, ratio) for r in regions])
+        return self.aligner.align_crops(image, m)
 
     def _region(self, points: np.ndarray) -> Region:
         if self.config.rotate:
