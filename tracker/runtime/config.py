@@ -61,7 +61,7 @@ class TrackerConfig:
         which every tracked frame already gets from the previous landmarks. Each pass is one
         more inference for such faces only; 0 = the detection's crop as it is.
     flip_test: also infer each face mirrored and average (twice the inference; on HELEN test
-        with rt-m, 3.55 -> 3.47 % mean NME with its own detector).
+        with rt-m, 3.40 -> 3.35 % mean NME with its own detector).
     queue_size: bounded queue length between the pipeline's threads of a file run (a live
         run's queues hold one item each: the newest frame wins).
     """
