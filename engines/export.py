@@ -16,8 +16,6 @@ def export_onnx(net: torch.nn.Module, info: ModelInfo, path: str | Path, opset: 
     With `check`, runs the file with onnxruntime on random input at batch 1 and 3 and raises
     if the heatmaps differ from torch's by more than `atol`; returns the max abs difference.
     """
-    import onnx
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     net = net.float().eval().cpu()
@@ -26,12 +24,7 @@ def export_onnx(net: torch.nn.Module, info: ModelInfo, path: str | Path, opset: 
     torch.onnx.export(net, (dummy,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                       dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
                       opset_version=opset, dynamo=False)
-    model = onnx.load(str(path))
-    del model.metadata_props[:]
-    entry = model.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, info.to_json()
-    model.doc_string = f"tracker model {info.name}"
-    onnx.save(model, str(path))
+    _write_onnx_info(path, info)
     if not check:
         return float("nan")
     return parity(net, path)
@@ -61,3 +54,29 @@ def save_shipped(net: torch.nn.Module, info: ModelInfo, path: str | Path, half: 
     """A small torch checkpoint for the torch backends: {"model_info", "state_dict"}."""
     sd = {k: (v.half() if half and v.is_floating_point() else v) for k, v in net.state_dict().items()}
     torch.save({"model_info": info.to_json(), "state_dict": sd}, str(path))
+
+
+def rewrite_info(path: str | Path, info: ModelInfo) -> None:
+    """Replace the `ModelInfo` of a shipped model file (.onnx or .pt) in place; the weights
+    are kept byte for byte."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        _write_onnx_info(path, info)
+    elif path.suffix == ".pt":
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(ck, dict) or "model_info" not in ck:
+            raise ValueError(f"{path}: not a shipped model (a training checkpoint? ship it first)")
+        torch.save({**ck, "model_info": info.to_json()}, str(path))
+    else:
+        raise ValueError(f"{path}: not a model file (.onnx or .pt)")
+
+
+def _write_onnx_info(path: Path, info: ModelInfo) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, info.to_json()
+    model.doc_string = f"tracker model {info.name}"
+    onnx.save(model, str(path))

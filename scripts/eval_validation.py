@@ -2,16 +2,18 @@
 faces of the human-labelled training sources: where pipeline settings are chosen, never on
 the test set. Training validates on canonical crops cut from the ground-truth box; this runs
 the same 173 faces through detection, crop and alignment, one image at a time, so that it
-measures what the detector's crop costs and what the tracker does about it (`refine`).
+measures what the detector's crop costs and what the tracker does about it (`refine`), and
+what the model's per-point offsets (`tracker.core.calibration`) do on whole images.
 
     python scripts/eval_validation.py ../shared/data                     # refine 0, 1, 2
-    python scripts/eval_validation.py ../shared/data --model rt-m2 --refine 1
+    python scripts/eval_validation.py ../shared/data --model rt-m2 --refine 1 --offsets on off
 
 Writes docs/results/validation_detector.{md,json} (a run adds or replaces its model's rows).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -40,33 +42,51 @@ def validation_records(data: Path, fraction: float = TrainConfig.val_fraction) -
     return out
 
 
+class WithoutOffsets:
+    """A backend whose model info has its per-point offsets dropped (the model as it decodes)."""
+
+    def __init__(self, backend):
+        self.backend, self.info = backend, dataclasses.replace(backend.info, offsets=())
+
+    def __call__(self, x):
+        return self.backend(x)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data", type=Path, help="the shared data folder (holding 300w/)")
     ap.add_argument("--model", default=None, help="a model name or file (default: the bundled rt-m)")
     ap.add_argument("--refine", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--offsets", nargs="+", default=["on"], choices=["on", "off"],
+                    help="with the model's per-point offsets (on), without them (off), or both")
     ap.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
     a = ap.parse_args(argv)
-    from tracker.engines.registry import resolve_model
+    from tracker.engines.backend import BackendOptions
+    from tracker.engines.registry import load_backend, resolve_model
 
     model = resolve_model(a.model, ".onnx")
     records = validation_records(a.data)
     print(f"{len(records)} validation faces", file=sys.stderr)
     json_path = a.out / "validation_detector.json"
     old = json.loads(json_path.read_text()) if json_path.is_file() else {}
-    rows = {(r["model"], r["refine"]): r for r in old.get("rows", [])}
+    rows = {(r["model"], r["refine"], r["offsets"]): r for r in old.get("rows", [])}
     for refine in a.refine:
-        cfg = TrackerConfig(model=str(model), refine=refine, threads=a.threads)
-        t0 = time.perf_counter()
-        with Tracker(cfg) as tracker:
-            res = evaluate_images(records, tracker, "detector", name=f"refine={refine}")
-        s = res["summary"]
-        rows[(Path(model).name, refine)] = {"model": Path(model).name, "refine": refine, **s,
-                                            "wall_s": time.perf_counter() - t0}
-        print(f"{Path(model).name} refine={refine}: NME {s['io']['mean'] * 100:.2f} %, median "
-              f"{s['io']['median'] * 100:.2f} %, AUC@0.08 {s['io']['auc@0.08']:.3f}, missed "
-              f"{s['missed']}", file=sys.stderr)
+        for offsets in a.offsets:
+            cfg = TrackerConfig(model=str(model), refine=refine, threads=a.threads)
+            backend = load_backend(cfg.backend, cfg.model, options=BackendOptions(threads=a.threads))
+            if offsets == "off":
+                backend = WithoutOffsets(backend)
+            t0 = time.perf_counter()
+            with Tracker(cfg, backend=backend) as tracker:
+                res = evaluate_images(records, tracker, "detector", name=f"refine={refine}")
+            s = res["summary"]
+            rows[(Path(model).name, refine, offsets)] = {
+                "model": Path(model).name, "refine": refine, "offsets": offsets, **s,
+                "wall_s": time.perf_counter() - t0}
+            print(f"{Path(model).name} refine={refine} offsets {offsets}: NME {s['io']['mean'] * 100:.2f} %, "
+                  f"median {s['io']['median'] * 100:.2f} %, AUC@0.08 {s['io']['auc@0.08']:.3f}, "
+                  f"missed {s['missed']}", file=sys.stderr)
     ordered = [rows[k] for k in sorted(rows)]
     a.out.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(jsonable({"faces": len(records), "machine": describe(),
@@ -76,12 +96,13 @@ def main(argv=None) -> int:
              "out (`train.sampling.held_out`), each image run through the tracker (BlazeFace, "
              "crop, alignment) as a still; inter-ocular NME on 68 points, a face not found "
              "counts as 1.0. `refine`: passes that re-crop a detected face from its own "
-             "landmarks (`TrackerConfig.refine`).", "",
-             "| model | refine | missed | NME mean % | median % | AUC@0.08 | FR@0.08 % | ms/face |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "landmarks (`TrackerConfig.refine`); `offsets`: with the model's per-point offsets "
+             "(`tracker.core.calibration`) or without them.", "",
+             "| model | refine | offsets | missed | NME mean % | median % | AUC@0.08 | FR@0.08 % | ms/face |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in ordered:
         io = r["io"]
-        lines.append(f"| {r['model']} | {r['refine']} | {r['missed']} | {io['mean'] * 100:.2f} "
+        lines.append(f"| {r['model']} | {r['refine']} | {r['offsets']} | {r['missed']} | {io['mean'] * 100:.2f} "
                      f"| {io['median'] * 100:.2f} | {io['auc@0.08']:.3f} | {io['fr@0.08'] * 100:.1f} "
                      f"| {r['ms_per_face']:.1f} |")
     lines += ["", f"Machine: {describe()} (ms/face includes detection; read it as relative).", ""]

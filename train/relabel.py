@@ -47,9 +47,9 @@ def fingerprint(cache: Cache) -> str:
 
 
 def predict(model_paths: list[Path], cache: Cache, idx: np.ndarray, batch: int = 64,
-            progress: bool = False) -> np.ndarray:
+            progress: bool = False, flip: bool = True) -> np.ndarray:
     """(len(idx), K, 2) landmarks in cache-crop pixels: every model's prediction on the
-    canonical crop and on its mirror image, averaged."""
+    canonical crop and (with `flip`) on its mirror image, averaged."""
     import torch
     from tqdm import tqdm
 
@@ -64,14 +64,16 @@ def predict(model_paths: list[Path], cache: Cache, idx: np.ndarray, batch: int =
         for s in bar:
             b = idx[s:s + batch]
             imgs, canon = crops(cache, b, hw)
-            x = np.concatenate([imgs, imgs[:, :, ::-1]])
+            x = np.concatenate([imgs, imgs[:, :, ::-1]]) if flip else imgs
             with torch.no_grad():
                 hm = net(torch.from_numpy(info.normalise(x))).numpy()
             xy, _ = info.codec.decode(hm)  # input pixels
             n = len(b)
-            mirrored = xy[n:][:, list(IBUG68.flip)]
-            mirrored[..., 0] = hw[1] - 1 - mirrored[..., 0]
-            total[s:s + n] += apply(invert(canon), (xy[:n] + mirrored) / 2)
+            if flip:
+                mirrored = xy[n:][:, list(IBUG68.flip)]
+                mirrored[..., 0] = hw[1] - 1 - mirrored[..., 0]
+                xy = (xy[:n] + mirrored) / 2
+            total[s:s + n] += apply(invert(canon), xy)
     return (total / len(model_paths)).astype(np.float32)
 
 

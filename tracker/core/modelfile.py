@@ -39,11 +39,25 @@ class ModelInfo:
     codec: HeatmapCodec
     scheme: str = "ibug68"
     crop_ratio: float = CROP_RATIO
+    # per-point offsets added after decoding, (K, 2) flattened x0, y0, x1, ...; () = none
+    # (`tracker.core.calibration`)
+    offsets: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.offsets and len(self.offsets) != 2 * self.model.n_points:
+            raise ValueError(f"offsets must hold 2 x {self.model.n_points} numbers, got {len(self.offsets)}")
+
+    @property
+    def point_offsets(self) -> np.ndarray | None:
+        """The offsets as (K, 2), or None."""
+        return np.asarray(self.offsets, np.float64).reshape(-1, 2) if self.offsets else None
 
     def to_json(self) -> str:
-        return json.dumps({"name": self.name, "model": self.model.to_dict(),
-                           "codec": self.codec.to_dict(), "scheme": self.scheme,
-                           "crop_ratio": self.crop_ratio})
+        d = {"name": self.name, "model": self.model.to_dict(), "codec": self.codec.to_dict(),
+             "scheme": self.scheme, "crop_ratio": self.crop_ratio}
+        if self.offsets:
+            d["offsets"] = list(self.offsets)
+        return json.dumps(d)
 
     @classmethod
     def from_json(cls, text: str) -> ModelInfo:

@@ -7,6 +7,8 @@ backend as one batch, the heatmaps are decoded by the model's codec (or an injec
 e.g. a CUDA kernel with the same signature) and the points are mapped back to the frame with
 the inverse crop transform. A backend that offers `decode_on_device(x, to_frame)` (torch-cuda,
 tensorrt: the CUDA kernel decodes on the device and maps to the frame) does both steps itself.
+Either way a model's per-point offsets (`ModelInfo.offsets`, `tracker.core.calibration`) are
+then added in the frame.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from tracker.core.calibration import add_offsets
 from tracker.core.geometry import apply, crop_transform, invert, points_box
 from tracker.core.landmarks import SCHEMES
 from tracker.core.yuv import YUV420, cut
@@ -46,6 +49,8 @@ class Aligner:
         self.n_points = int(self.info.model.n_points)
         self.flip_test = bool(flip_test)
         self._flip = list(SCHEMES[self.info.scheme].flip)
+        self._eyes = SCHEMES[self.info.scheme].outer_eye_corners
+        self._offsets = self.info.point_offsets  # (K, 2) or None
         # a GPU backend's own decoder (the CUDA local soft-argmax kernel on the device output),
         # unless a decoder is given or the heatmaps must be averaged with their mirror first
         self._on_device = (decode is None and not self.flip_test
@@ -93,17 +98,19 @@ class Aligner:
         crops = np.stack([cut(image_rgb, mi, self.input_hw) for mi in m])  # (N, H, W, 3)
         x = self.info.normalise(crops)  # (N, 3, H, W)
         t1 = time.perf_counter()
+        to_frame = invert(m)
         if self._on_device:  # the backend decodes where its heatmaps lie: only points come back
-            points, scores = self.backend.decode_on_device(x, to_frame=invert(m))  # frame pixels
+            points, scores = self.backend.decode_on_device(x, to_frame=to_frame)  # frame pixels
+            points = self._offset(np.asarray(points, np.float64), to_frame)
             if self.timings is not None:
                 self.timings("crop", t1 - t0)
                 self.timings("infer+decode", time.perf_counter() - t1)
-            return np.asarray(points, np.float64), np.asarray(scores, np.float32)
+            return points, np.asarray(scores, np.float32)
         heatmaps = self.infer(x)  # (N, K, h, w)
         t2 = time.perf_counter()
         xy, scores = self.decode(heatmaps)  # (N, K, 2) input pixels, (N, K)
         t3 = time.perf_counter()
-        points = apply(invert(m), xy)  # (N, K, 2) frame pixels
+        points = self._offset(apply(to_frame, xy), to_frame)  # (N, K, 2) frame pixels
         t4 = time.perf_counter()
         if self.timings is not None:
             self.timings("crop", t1 - t0)
@@ -111,6 +118,12 @@ class Aligner:
             self.timings("decode", t3 - t2)
             self.timings("project", t4 - t3)
         return points, np.asarray(scores, np.float32)
+
+    def _offset(self, points: np.ndarray, to_frame: np.ndarray) -> np.ndarray:
+        """Frame points plus the model's per-point offsets, if it has them."""
+        if self._offsets is None:
+            return points
+        return add_offsets(points, self._offsets, self._eyes, to_frame)
 
     def align_from_points(self, image_rgb: np.ndarray,
                           prev_points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -80,6 +80,45 @@ def test_model_info_json_round_trip():
     assert back.model.input_hw == (128, 96) and back.codec.heatmap_hw == (32, 24)
 
 
+def test_model_info_offsets_travel_as_json_and_are_checked():
+    offsets = tuple(np.round(np.random.default_rng(0).normal(0, 0.01, 2 * TINY.n_points), 6))
+    info = _info(offsets=offsets)
+    back = ModelInfo.from_json(info.to_json())
+    assert back == info and back.point_offsets.shape == (TINY.n_points, 2)
+    np.testing.assert_array_equal(back.point_offsets.ravel(), offsets)
+    assert _info().point_offsets is None and "offsets" not in _info().to_json()
+    with pytest.raises(ModelFileError, match="offsets must hold 2 x 68 numbers, got 3"):
+        ModelInfo.from_json(_edited(lambda d: d.update(offsets=[0.1, 0.2, 0.3])))
+    with pytest.raises(ModelFileError, match=r"field 'offsets\[1\]' must be a number"):
+        ModelInfo.from_json(_edited(lambda d: d.update(offsets=[0.1, "x"] * 68)))
+
+
+def test_rewriting_a_model_files_info_keeps_its_weights(tmp_path, tiny_net, tiny_onnx):
+    import shutil
+
+    from tracker.engines.export import rewrite_info, save_shipped
+
+    new = _info(offsets=(0.01, -0.02) * TINY.n_points)
+    save_shipped(tiny_net, _info(), tmp_path / "tiny.pt")
+    shutil.copy(tiny_onnx, tmp_path / "tiny.onnx")
+    before = torch.load(tmp_path / "tiny.pt", weights_only=True)["state_dict"]
+    for suffix in (".pt", ".onnx"):
+        rewrite_info(tmp_path / f"tiny{suffix}", new)
+    assert read_onnx_info(tmp_path / "tiny.onnx") == new and load_torch(tmp_path / "tiny.pt")[1] == new
+    after = torch.load(tmp_path / "tiny.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    import onnx
+    from onnx.numpy_helper import to_array
+
+    a, b = onnx.load(str(tiny_onnx)), onnx.load(str(tmp_path / "tiny.onnx"))
+    assert len(a.graph.initializer) > 10 and len(a.graph.initializer) == len(b.graph.initializer)
+    for ta, tb in zip(a.graph.initializer, b.graph.initializer):
+        np.testing.assert_array_equal(to_array(ta), to_array(tb))
+    torch.save({"model_config": TINY.to_dict(), "model": tiny_net.state_dict()}, tmp_path / "run.pt")
+    with pytest.raises(ValueError, match="not a shipped model"):
+        rewrite_info(tmp_path / "run.pt", new)
+
+
 def test_model_info_defaults_for_older_files():
     text = _info().to_json().replace(', "scheme": "ibug68"', "").replace(
         f', "crop_ratio": {CROP_RATIO}', "")

@@ -1,8 +1,10 @@
 """The tracker, as deployed (bundled model, default options), on footage edited the way real
 footage is: tests/fixtures/footage (`scripts/make_footage_fixtures.py`, real clips with their
 teacher labels carried through every edit). Bounds sit near what `scripts/footage_study.py`
-measured (docs/results/footage.md): 2.2-2.3 % mean NME, 3.0 % at worst on any frame, no face
-missed, no duplicate, no id switch."""
+measured (docs/results/footage.md): 2.5-2.7 % mean NME, 3.4 % at worst on any frame, no face
+missed, no duplicate, no id switch. (Against the teacher's labels: the bundled model's offsets,
+`tracker.core.calibration`, move its points toward the human annotators' convention, 0.3 points
+away from the teacher's: 2.2-2.4 % without them.)"""
 from __future__ import annotations
 
 import dataclasses
@@ -27,7 +29,7 @@ from tracker.runtime.video_source import VideoSource
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 FOOTAGE = FIXTURES / "footage"
-MEAN, WORST = 0.026, 0.040  # measured 0.022-0.023 and 0.030
+MEAN, WORST = 0.029, 0.038  # measured 0.025-0.027 and 0.033-0.034
 
 
 @functools.lru_cache(maxsize=None)
