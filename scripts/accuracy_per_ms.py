@@ -1,6 +1,8 @@
 """Accuracy against CPU cost for candidate models: validation NME on the identity-split
 held-out human faces (never the test set), on plain crops and on crops turned upright (as the
-tracker cuts them), beside onnxruntime's batch-1 latency with 1 and 2 threads.
+tracker cuts them) and with the per-point offsets each model would ship with (its mean residual
+on the human training faces, `scripts/calibrate_offsets.py`), beside onnxruntime's batch-1
+latency with 1 and 2 threads.
 
     python scripts/accuracy_per_ms.py tracker/models/rt-m.pt tracker/models/rt-m2.pt \\
         train/checkpoints/rt-s/best.pt
@@ -24,6 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scripts.calibrate_offsets import measure  # noqa: E402
 from scripts.machine import cpu_name  # noqa: E402
 from scripts.model_stats import onnx_latency_ms  # noqa: E402
 
@@ -74,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             metrics = validate(net, info.codec, cache, val_idx)
             upright = {f"upright_{k}": v for k, v in
                        validate(net, info.codec, cache, val_idx, upright=True).items()}
+            calibrated = {f"offsets_{k}": v for k, v in measure(path, cache)[1]["offsets"].items()}
             onnx = Path(tmp) / f"{path.stem}.onnx"
             export_onnx(net, info, onnx, check=False)
             ms = {t: float(np.median(onnx_latency_ms(onnx, info.model.input_hw, args.runs, 20, t)))
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             row = {"model": str(path), "name": info.name, "stacks": info.model.stacks,
                    "width": info.model.width, "input": info.model.input_hw[0],
                    "params": count_params(net), "macs": count_macs(net), "faces": len(val_idx),
-                   "ms_1_thread": ms[1], "ms_2_threads": ms[2], **metrics, **upright}
+                   "ms_1_thread": ms[1], "ms_2_threads": ms[2], **metrics, **upright, **calibrated}
             rows.append(row)
             print(f"{path}: val NME {100 * row['val_nme']:.2f} % (median {100 * row['val_median']:.2f}; "
                   f"upright {100 * row['upright_val_nme']:.2f}), "
@@ -94,18 +98,21 @@ def main(argv: list[str] | None = None) -> int:
              f"`python scripts/accuracy_per_ms.py {' '.join(str(m) for m in args.models)}`. Validation: "
              f"{len(val_idx)} held-out human-labelled 300-W faces (identity split; never the test set), "
              "NME over the outer-eye-corner distance; 'upright': each crop turned to the face's eye line "
-             "first, as the tracker cuts them. Latency: onnxruntime, batch 1, median of "
+             "first, as the tracker cuts them; 'offsets': with the model's per-point offsets "
+             "(`scripts/calibrate_offsets.py`). Latency: onnxruntime, batch 1, median of "
              f"{args.runs} runs, BN folded.", "", f"- Machine: {machine}."]
     if args.note:
         lines.append(f"- {args.note}")
     lines += ["", "| model | stacks x width | input | params (M) | GMACs | val NME % | val median % "
-              "| AUC@0.08 | upright: NME % | median % | ms, 1 thread | ms, 2 threads |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "| AUC@0.08 | upright: NME % | median % | offsets: NME % | median % | ms, 1 thread "
+              "| ms, 2 threads |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['stacks']} x {r['width']} | {r['input']} | {r['params'] / 1e6:.2f} | "
                      f"{r['macs'] / 1e9:.3f} | {100 * r['val_nme']:.2f} | {100 * r['val_median']:.2f} | "
                      f"{r['val_auc@0.08']:.3f} | {100 * r['upright_val_nme']:.2f} | "
-                     f"{100 * r['upright_val_median']:.2f} | {r['ms_1_thread']:.2f} | {r['ms_2_threads']:.2f} |")
+                     f"{100 * r['upright_val_median']:.2f} | {100 * r['offsets_val_nme']:.2f} | "
+                     f"{100 * r['offsets_val_median']:.2f} | {r['ms_1_thread']:.2f} | {r['ms_2_threads']:.2f} |")
     (args.out / "accuracy_per_ms.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out / 'accuracy_per_ms.md'} and .json")
     return 0

@@ -46,6 +46,26 @@ def human_split(cache: Cache) -> tuple[np.ndarray, np.ndarray]:
     return train[human], val
 
 
+def measure(model: Path, cache: Cache) -> tuple[np.ndarray, dict, int, int]:
+    """(offsets (K, 2) from the human training faces, validation scores {"none", "offsets",
+    "mirror part only", "rest only"} -> `summarise` dict, training faces, validation faces)."""
+    _, info = load_torch(model)
+    scheme = SCHEMES[info.scheme]
+    train, val = human_split(cache)
+    print(f"{model}: {len(train)} human training faces, {len(val)} validation faces", file=sys.stderr)
+    pred_t = predict([model], cache, train, progress=True, flip=False)
+    offsets = residual_offsets(pred_t, cache.points[train], scheme.outer_eye_corners)
+    anti, sym = mirror_parts(offsets, list(scheme.flip))
+    pred_v, truth_v = predict([model], cache, val, flip=False), cache.points[val]
+    scores = {}
+    for name, off in (("none", None), ("offsets", offsets), ("mirror part only", anti), ("rest only", sym)):
+        p = pred_v if off is None else add_offsets(pred_v, off, scheme.outer_eye_corners)
+        scores[name] = summarise(nme(p, truth_v))
+        print(f"{name:17s} val NME {scores[name]['val_nme'] * 100:.3f} %, median "
+              f"{scores[name]['val_median'] * 100:.3f} %", file=sys.stderr)
+    return offsets, scores, len(train), len(val)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", type=Path, help="a shipped .pt (or a training checkpoint, measure only)")
@@ -54,21 +74,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS)
     a = ap.parse_args(argv)
     _, info = load_torch(a.model)
-    scheme = SCHEMES[info.scheme]
     cache = Cache.load(a.cache or default_path(side_for(info.model.input_hw[0])))
-    train, val = human_split(cache)
-    print(f"{len(train)} human training faces, {len(val)} validation faces", file=sys.stderr)
-    pred_t = predict([a.model], cache, train, progress=True, flip=False)
-    offsets = residual_offsets(pred_t, cache.points[train], scheme.outer_eye_corners)
-    anti, sym = mirror_parts(offsets, list(scheme.flip))
-    pred_v, truth_v = predict([a.model], cache, val, flip=False), cache.points[val]
-    scores = {}
-    for name, off in (("none", None), ("offsets", offsets), ("mirror part only", anti), ("rest only", sym)):
-        p = pred_v if off is None else add_offsets(pred_v, off, scheme.outer_eye_corners)
-        scores[name] = summarise(nme(p, truth_v))
-        print(f"{name:17s} val NME {scores[name]['val_nme'] * 100:.3f} %, median "
-              f"{scores[name]['val_median'] * 100:.3f} %", file=sys.stderr)
-    row = {"model": str(a.model), "train_faces": len(train), "val_faces": len(val),
+    offsets, scores, n_train, n_val = measure(a.model, cache)
+    row = {"model": str(a.model), "train_faces": n_train, "val_faces": n_val,
            "mean_offset_x_pct": float(offsets[:, 0].mean() * 100),
            "mean_offset_y_pct": float(offsets[:, 1].mean() * 100),
            "val": scores, "offsets": offsets, "written": a.write}
