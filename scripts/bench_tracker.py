@@ -2,6 +2,7 @@
 per-stage times, peak memory, start-up, the overlay video, and the jitter of the points.
 
     python scripts/bench_tracker.py [--repeat 3] [--sizes 640x360 720x1280 844x844] [--note TEXT]
+    python scripts/bench_tracker.py --model rt-l --methods ours mediapipe --name bench_tracker_rt-l
 
 Methods, each in a subprocess of its own per clip (so its peak memory, `ru_maxrss`, is its
 own), from the video file to the landmarks of every frame:
@@ -122,12 +123,13 @@ def _summary(walls: list[float], cpus: list[float], frames: int) -> dict:
             "cpu_ms_per_frame": 1000 * cpus[best] / frames, "runs_s": walls}
 
 
-def worker_ours(clip: str, repeat: int, every: int, threads: int | None, tracking: bool = True) -> dict:
+def worker_ours(clip: str, repeat: int, every: int, threads: int | None, model: str | None = None,
+                tracking: bool = True) -> dict:
     from tracker.runtime.config import TrackerConfig
     from tracker.runtime.tracker import Tracker
 
     t0 = time.perf_counter()
-    tracker = Tracker(TrackerConfig(threads=threads, detect_every=every, tracking=tracking))
+    tracker = Tracker(TrackerConfig(model=model, threads=threads, detect_every=every, tracking=tracking))
     load_s = time.perf_counter() - t0
     walls, cpus, stages, faces = [], [], [], 0
     for k in range(repeat + 1):
@@ -147,7 +149,8 @@ def worker_ours(clip: str, repeat: int, every: int, threads: int | None, trackin
     return out
 
 
-def worker_video(clip: str, repeat: int, every: int, threads: int | None, x264: dict | None) -> dict:
+def worker_video(clip: str, repeat: int, every: int, threads: int | None, model: str | None,
+                 x264: dict | None) -> dict:
     """`tracker track clip -o out.mp4`, as the CLI runs it (a fresh Tracker per pass, as Run
     closes it; each warmed up on one frame first)."""
     from tracker.runtime.config import TrackerConfig
@@ -160,7 +163,7 @@ def worker_video(clip: str, repeat: int, every: int, threads: int | None, x264: 
     walls, cpus, stages, encode, sizes = [], [], [], [], []
     out_path = Path(tempfile.mkdtemp()) / "bench.mp4"
     for k in range(repeat + 1):
-        tracker = Tracker(TrackerConfig(threads=threads, detect_every=every))
+        tracker = Tracker(TrackerConfig(model=model, threads=threads, detect_every=every))
         src = VideoSource(clip)
         tracker.process(next(iter(VideoSource(clip))).image)  # warm this tracker up
         sink = VideoSink(out_path, src.rate or src.fps, audio_from=clip if src.has_audio else None,
@@ -387,7 +390,7 @@ def write_md(report: dict, path: Path) -> None:
              f"`python scripts/bench_tracker.py`. Machine: {m['cpu']}, {m['cores']} logical CPUs, "
              f"{m['platform']}, Python {m['python']}; training job (`python -m train`) running: "
              f"**{'yes' if m['training_job'] else 'no'}**; load average {m['loadavg_before'][0]:.1f} "
-             f"before, {m['loadavg_after'][0]:.1f} after. Ours: the bundled model on onnxruntime "
+             f"before, {m['loadavg_after'][0]:.1f} after. Ours: the bundled {c.get('model', 'rt-m')} on onnxruntime "
              f"(threads: {c['threads'] or 'its default'}), BlazeFace every {c['detect_every']} frames. "
              f"Each method and clip in a subprocess of its own: one warm-up pass, then "
              f"{c['repeat']} timed passes (fps: best and median pass). {report['note']}".rstrip(), "",
@@ -480,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--repeat", type=int, default=3, help="timed passes per method and clip")
     ap.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: its own)")
+    ap.add_argument("--model", default=None, help="our model (a bundled name or a file; default: rt-m)")
     ap.add_argument("--every", type=int, default=10, help="re-detect every N frames")
     ap.add_argument("--startup-runs", type=int, default=5)
     ap.add_argument("--no-sweep", action="store_true", help="skip the libx264 settings")
@@ -495,10 +499,10 @@ def main(argv: list[str] | None = None) -> int:
     training0, load0 = training_running(), os.getloadavg()
     report = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
                           "platform": f"{platform.system()} {platform.release()}"},
-              "config": {"backend": "onnxruntime", "threads": args.threads, "detect_every": args.every,
-                         "repeat": args.repeat},
+              "config": {"backend": "onnxruntime", "model": args.model or "rt-m", "threads": args.threads,
+                         "detect_every": args.every, "repeat": args.repeat},
               "note": args.note, "clips": []}
-    common = [str(args.repeat), str(args.every), str(args.threads or 0)]
+    common = [str(args.repeat), str(args.every), str(args.threads or 0), args.model or ""]
     for size in args.sizes:
         clip = find_clip(size, tmp)
         print(f"{size}: {clip['source']}")
@@ -553,10 +557,11 @@ def _work(args) -> int:
         out = worker_jitter(rest[0], Path(rest[1]))
     else:
         clip, repeat, every, threads = rest[0], int(rest[1]), int(rest[2]), int(rest[3]) or None
+        model = rest[4] or None
         if kind == "ours":
-            out = worker_ours(clip, repeat, every, threads)
+            out = worker_ours(clip, repeat, every, threads, model)
         elif kind == "ours+video":
-            out = worker_video(clip, repeat, every, threads, json.loads(rest[4]) if len(rest) > 4 else None)
+            out = worker_video(clip, repeat, every, threads, model, json.loads(rest[5]) if len(rest) > 5 else None)
         else:
             out = worker_peer(kind, clip, repeat)
         out["maxrss_mb"] = _maxrss_mb()

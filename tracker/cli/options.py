@@ -18,7 +18,8 @@ def tracker_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", default="onnxruntime", choices=list(BACKENDS),
                    help="inference backend (default: onnxruntime, CPU)")
     g.add_argument("--model", default=None,
-                   help="model file (.onnx; .pt for torch) or a bundled model's name (rt-m, rt-m2); default: the bundled rt-m")
+                   help="model file (.onnx; .pt for torch) or a bundled model's name (rt-m; rt-l, the accurate "
+                        "preset; rt-m2); default: the bundled rt-m")
     g.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: its own)")
     g.add_argument("--no-spin", dest="spin", action="store_false",
                    help="onnxruntime's threads sleep between operators instead of spinning "
