@@ -143,17 +143,20 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     if not window and not (args.output or args.pts_dir or args.csv or args.jsonl):
         raise UsageError("--no-window needs an output (-o, --pts-dir, --csv or --jsonl)")
     return _run(args, lambda: CameraSource(args.device), window=window, max_frames=args.max_frames)
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     import platform
 
     import tracker
-    from tracker.core.modelfile import ModelFileError, bundled_models, read_onnx_info
+    from tracker.core.modelfile import DEFAULT_MODEL, ModelFileError, bundled_models, read_onnx_info
     from tracker.engines.registry import available_backends, resolve_model
 
     print(f"tracker {tracker.__version__} on Python {platform.python_version()}, "
           f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores")
     print("bundled models (--model NAME): " + (", ".join(
-        f"{p.stem} ({p.stat().st_size / 1e6:.1f} MB)" for p in bundled_models()) or "none"))
+        f"{p.stem} ({p.stat().st_size / 1e6:.1f} MB{', the default' if p.stem == DEFAULT_MODEL else ''})"
+        for p in bundled_models()) or "none"))
     print("backends:")
     for name, state in available_backends().items():
         print(f"  {name:<12} {state}")
