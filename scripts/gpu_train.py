@@ -36,8 +36,10 @@ Three steps (`train.pack`, `train.sprint`, `train.checkpoint`):
 
        .venv/bin/python scripts/gpu_train.py reassemble <files_at> -o runs/gpu/fan2-256/best.pt
        .venv/bin/python scripts/ship_model.py runs/gpu/fan2-256/best.pt --name fan2-256
+       .venv/bin/python scripts/calibrate_offsets.py tracker/models/fan2-256.pt --write
 
-   student.pt loads as it is (`scripts/ship_model.py <files_at>/student.pt --name rt-m`).
+   student.pt loads as it is (`scripts/ship_model.py <files_at>/student.pt --name rt-m`, then
+   its offsets the same way).
 """
 from __future__ import annotations
 
