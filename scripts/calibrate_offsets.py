@@ -32,18 +32,10 @@ from tracker.evaluation.report import jsonable  # noqa: E402
 from train.cache import Cache, default_path, side_for  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
 from train.relabel import predict  # noqa: E402
-from train.sampling import split  # noqa: E402
+from train.sampling import human_split  # noqa: E402
 from train.validation import summarise  # noqa: E402
 
 RESULTS = ROOT / "docs" / "results"
-
-
-def human_split(cache: Cache) -> tuple[np.ndarray, np.ndarray]:
-    """(human-labelled training faces, validation faces) of the cache, as training splits it."""
-    cfg = TrainConfig()
-    train, val = split(cache, cfg)
-    human = np.isin(np.asarray(cache.names)[cache.source[train]], cfg.human_sources)
-    return train[human], val
 
 
 def measure(model: Path, cache: Cache) -> tuple[np.ndarray, dict, int, int]:
@@ -51,7 +43,7 @@ def measure(model: Path, cache: Cache) -> tuple[np.ndarray, dict, int, int]:
     "mirror part only", "rest only"} -> `summarise` dict, training faces, validation faces)."""
     _, info = load_torch(model)
     scheme = SCHEMES[info.scheme]
-    train, val = human_split(cache)
+    train, val = human_split(cache, TrainConfig())
     print(f"{model}: {len(train)} human training faces, {len(val)} validation faces", file=sys.stderr)
     pred_t = predict([model], cache, train, progress=True, flip=False)
     offsets = residual_offsets(pred_t, cache.points[train], scheme.outer_eye_corners)

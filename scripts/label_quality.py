@@ -27,7 +27,7 @@ from tracker.core.modelfile import load_torch  # noqa: E402
 from train.cache import Cache, default_path  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
 from train.relabel import choose_blend, predict, teacher_on  # noqa: E402
-from train.sampling import split  # noqa: E402
+from train.sampling import human_split  # noqa: E402
 from train.validation import summarise, validate  # noqa: E402
 
 
@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     cache = Cache.load(a.cache)
     cfg = TrainConfig()
-    train, val = split(cache, cfg)
+    train, val = human_split(cache, cfg)
     truth = cache.points[val]
     teacher, found = teacher_on(cache, val)
     rows = {"teacher (dlib), faces it finds": summarise(nme(teacher[found], truth[found]))}
@@ -54,8 +54,7 @@ def main(argv=None) -> int:
         rows[f"{name}, faces the teacher finds"] = summarise(nme(ours[found], truth[found]))
         best, scores = choose_blend(ours[found], teacher[found], truth[found])
         blends[name] = {"best": best, "scores": scores}
-    human = np.isin(np.asarray(cache.names)[cache.source[train]], cfg.human_sources)
-    seen = np.random.default_rng(0).choice(train[human], 300, replace=False)
+    seen = np.random.default_rng(0).choice(train, 300, replace=False)
     fit = {}
     for m in a.models:
         net, info = load_torch(m)

@@ -26,6 +26,12 @@ def split(cache: Cache, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(~val), np.flatnonzero(val)
 
 
+def human_split(cache: Cache, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(the human-labelled training faces, the validation faces) of `split`."""
+    train, val = split(cache, cfg)
+    return train[np.isin(np.asarray(cache.names)[cache.source[train]], cfg.human_sources)], val
+
+
 def held_out(group: str, fraction: float) -> bool:
     """Whether identity group `group` (the cache's "source/group" name) is in the validation
     share `fraction`: a hash of the name, so it never moves."""

@@ -2,7 +2,7 @@ import numpy as np
 
 from train.cache import Cache
 from train.config import TrainConfig
-from train.sampling import draw_batch, sampling_weights, split
+from train.sampling import draw_batch, human_split, sampling_weights, split
 
 
 def _cache(sources, groups, names):
@@ -20,6 +20,11 @@ def test_validation_split_is_by_identity(fixture_cache):
     assert all(g.startswith("stills/") for g in val_groups)  # only human faces validate
     again = split(fixture_cache, cfg)
     assert np.array_equal(again[1], val_idx)
+    human_train, same_val = human_split(fixture_cache, cfg)
+    assert np.array_equal(same_val, val_idx) and set(human_train) < set(train_idx) and len(human_train)
+    names = np.asarray(fixture_cache.names)[fixture_cache.source]
+    assert set(names[human_train]) == {"300w_lfpw"}
+    assert set(np.flatnonzero(names == "300w_lfpw")) == set(human_train) | set(val_idx)
 
 
 def test_sources_get_their_share_and_clips_share_the_videos_equally():

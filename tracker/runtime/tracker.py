@@ -232,12 +232,11 @@ class Tracker:
             return [], []
         points, scores = self._align_regions(image, [c.region for c in candidates])
         for _ in range(self.config.refine):  # re-crop detections' faces from their landmarks
-            redo = [i for i, c in enumerate(candidates) if c.anchored
-                    and self._plausible(points[i], scores[i], self._region(points[i]), None)]
+            own = {i: self._region(points[i]) for i, c in enumerate(candidates) if c.anchored}
+            redo = [i for i, r in own.items() if self._plausible(points[i], scores[i], r, None)]
             if not redo:
                 break
-            points[redo], scores[redo] = self._align_regions(
-                image, [self._region(points[i]) for i in redo])
+            points[redo], scores[redo] = self._align_regions(image, [own[i] for i in redo])
         alive, lost = [], []
         for c, p, s in zip(candidates, points, scores):
             t = c.track
