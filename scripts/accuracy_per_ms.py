@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from tracker.core.model import count_macs, count_params
     from tracker.core.modelfile import load_torch
     from tracker.engines.export import export_onnx
-    from train.cache import Cache, default_path, side_for
+    from train.cache import DEFAULT_DIR, Cache, path_for, side_for
     from train.config import TrainConfig
     from train.sampling import split
     from train.validation import validate
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     faces = None  # the validation faces' groups, the same in every cache
 
     def cache_for(input_side: int) -> tuple:
-        path = args.cache or ROOT / default_path(side_for(input_side))
+        path = args.cache or path_for(input_side, ROOT / DEFAULT_DIR)
         if path not in caches:
             if not path.is_file():
                 raise SystemExit(f"error: {path}: no crop cache (python -m train.cache ../shared/data "

@@ -29,7 +29,7 @@ from tracker.core.landmarks import SCHEMES  # noqa: E402
 from tracker.core.metrics import nme  # noqa: E402
 from tracker.core.modelfile import load_torch  # noqa: E402
 from tracker.evaluation.report import jsonable  # noqa: E402
-from train.cache import Cache, default_path, side_for  # noqa: E402
+from train.cache import Cache, path_for  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
 from train.relabel import predict  # noqa: E402
 from train.sampling import human_split  # noqa: E402
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS)
     a = ap.parse_args(argv)
     _, info = load_torch(a.model)
-    cache = Cache.load(a.cache or default_path(side_for(info.model.input_hw[0])))
+    cache = Cache.load(a.cache or path_for(info.model.input_hw[0]))
     offsets, scores, n_train, n_val = measure(a.model, cache)
     row = {"model": str(a.model), "train_faces": n_train, "val_faces": n_val,
            "mean_offset_x_pct": float(offsets[:, 0].mean() * 100),

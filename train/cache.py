@@ -46,6 +46,17 @@ def default_path(side: int = CACHE_SIDE) -> Path:
     return DEFAULT_DIR / ("train_crops.npz" if side == CACHE_SIDE else f"train_crops_{side}.npz")
 
 
+def path_for(input_side: int, folder: Path = DEFAULT_DIR) -> Path:
+    """The cache a model of `input_side` pixels reads by default: the one cut at its own
+    resolution (`side_for`) when it is there, else the default one when that fits it
+    (`check_fits`: no face upsampled, shrunk at most twice), else the path of the one to build."""
+    own = folder / default_path(side_for(input_side)).name
+    fallback = folder / default_path().name
+    if not own.is_file() and fallback.is_file() and input_side <= CACHE_SIDE / MARGIN <= 2 * input_side:
+        return fallback
+    return own
+
+
 def sidecar(path: Path) -> Path:
     """The JSON file beside a cache (faces per source, side, margin)."""
     path = Path(path)

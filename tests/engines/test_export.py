@@ -42,3 +42,22 @@ def test_shipped_checkpoint_exports_to_the_same_heatmaps(tiny_model, tmp_path):
     assert diff < 1e-4
     x = np.random.default_rng(1).standard_normal((3, 3, *info.model.input_hw)).astype(np.float32)
     np.testing.assert_allclose(OnnxBackend(tmp_path / "again.onnx")(x), TorchBackend(pt)(x), atol=1e-4)
+
+
+def test_a_model_with_an_odd_innermost_level_exports_with_batch_parity(tmp_path):
+    """28x28 heatmaps (depth 3 pools 7x7 to 3x3, then upsamples to a fixed 7x7): the graph
+    stays static in its spatial sizes and dynamic in its batch."""
+    from tracker.core.codec import HeatmapCodec
+    from tracker.core.model import FAN
+    from tracker.core.model_config import ModelConfig
+    from tracker.core.modelfile import ModelInfo
+
+    cfg = ModelConfig(stacks=1, width=16, depth=3, stem_width=8, input_hw=(112, 112), heatmap_hw=(28, 28))
+    info = ModelInfo("odd", cfg, HeatmapCodec(input_hw=cfg.input_hw, heatmap_hw=cfg.heatmap_hw))
+    net = FAN(cfg).eval()
+    with torch.no_grad():  # untrained BN statistics would leave the heatmaps near zero
+        for p in net.parameters():
+            p.copy_(torch.randn_like(p) * 0.3)
+    path = tmp_path / "odd.onnx"
+    export_onnx(net, info, path)
+    assert parity(net, path, batches=(1, 3)) < 1e-4

@@ -11,7 +11,17 @@ from tests.train.dots import dot_centroid
 from tracker.core.geometry import apply
 from tracker.core.model_config import ModelConfig
 from train.augment import AugmentConfig, augment, canonical_transform
-from train.cache import MARGIN, Cache, CacheMismatch, build, check_fits, default_path, read_side, side_for
+from train.cache import (
+    MARGIN,
+    Cache,
+    CacheMismatch,
+    build,
+    check_fits,
+    default_path,
+    path_for,
+    read_side,
+    side_for,
+)
 from train.config import RECIPES, TrainConfig
 from train.loop import Trainer
 
@@ -119,3 +129,15 @@ def test_the_cli_refuses_a_mismatched_cache_before_loading_it(caches, tmp_path, 
     rc = main(["rt", "--set", f"cache={path}", f"out={tmp_path / 'run'}"])
     err = capsys.readouterr().err
     assert rc == 2 and "--side 192" in err and "upsampled" in err
+
+
+def test_path_for_prefers_the_models_own_cache_then_the_default_where_it_fits(tmp_path):
+    own, default = tmp_path / "train_crops_168.npz", tmp_path / "train_crops.npz"
+    assert path_for(112, tmp_path) == own  # nothing there: the one to build
+    default.touch()
+    assert path_for(112, tmp_path) == default  # 128-px canonical crops shrink to 112
+    assert path_for(160, tmp_path) == tmp_path / "train_crops_240.npz"  # would upsample
+    assert path_for(48, tmp_path) == tmp_path / "train_crops_72.npz"  # would shrink > 2x
+    own.touch()
+    assert path_for(112, tmp_path) == own
+    assert path_for(128, tmp_path) == default

@@ -40,16 +40,24 @@ class HierarchicalBlock(nn.Module):
 
 
 class Hourglass(nn.Module):
-    def __init__(self, depth: int, width: int):
+    """One hourglass on (B, width, *hw) features. A level whose side is odd (a 28x28 heatmap's
+    7x7 innermost level) pools to the floor and upsamples back to its own size."""
+
+    def __init__(self, depth: int, width: int, hw: tuple[int, int]):
         super().__init__()
+        self.hw = (int(hw[0]), int(hw[1]))
+        self.even = self.hw[0] % 2 == 0 and self.hw[1] % 2 == 0
         self.up = HierarchicalBlock(width, width)
         self.low1 = HierarchicalBlock(width, width)
-        self.low2 = Hourglass(depth - 1, width) if depth > 1 else HierarchicalBlock(width, width)
+        self.low2 = (Hourglass(depth - 1, width, (self.hw[0] // 2, self.hw[1] // 2)) if depth > 1
+                     else HierarchicalBlock(width, width))
         self.low3 = HierarchicalBlock(width, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         low = self.low3(self.low2(self.low1(F.max_pool2d(x, 2))))
-        return self.up(x) + F.interpolate(low, scale_factor=2.0, mode="nearest")
+        if self.even:
+            return self.up(x) + F.interpolate(low, scale_factor=2.0, mode="nearest")
+        return self.up(x) + F.interpolate(low, size=self.hw, mode="nearest")
 
 
 class FAN(nn.Module):
@@ -64,7 +72,8 @@ class FAN(nn.Module):
             layers.append(nn.MaxPool2d(2))
         layers += [HierarchicalBlock(2 * s, c)]
         self.stem = nn.Sequential(*layers)
-        self.hourglasses = nn.ModuleList(Hourglass(config.depth, c) for _ in range(config.stacks))
+        self.hourglasses = nn.ModuleList(Hourglass(config.depth, c, config.heatmap_hw)
+                                         for _ in range(config.stacks))
         self.features = nn.ModuleList(
             nn.Sequential(HierarchicalBlock(c, c), _cbr(c, c, 1)) for _ in range(config.stacks))
         self.heads = nn.ModuleList(nn.Conv2d(c, config.n_points, 1) for _ in range(config.stacks))

@@ -31,8 +31,10 @@ class ModelConfig:
         sh, sw = self.input_hw[0] / self.heatmap_hw[0], self.input_hw[1] / self.heatmap_hw[1]
         if sh != sw or sh not in (2, 4):
             raise ValueError(f"input {self.input_hw} / heatmap {self.heatmap_hw}: stride must be 2 or 4 on both axes")
-        if self.heatmap_hw[0] % (2**self.depth) or self.heatmap_hw[1] % (2**self.depth):
-            raise ValueError(f"heatmap {self.heatmap_hw} not divisible by 2**depth={2**self.depth}")
+        # every pooling but the innermost halves an even side (the innermost may floor an odd
+        # one: the hourglass upsamples back to the skip's size)
+        if self.heatmap_hw[0] % (2**(self.depth - 1)) or self.heatmap_hw[1] % (2**(self.depth - 1)):
+            raise ValueError(f"heatmap {self.heatmap_hw} not divisible by 2**(depth-1)={2**(self.depth - 1)}")
         if self.width % 4:
             raise ValueError("width must be a multiple of 4")
 
@@ -74,6 +76,14 @@ PRESETS = {
     # cost of rt-m2's second stack spent on width instead.
     "rt-l": ModelConfig(stacks=1, width=128, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
                         stem_width=32),
+    # rt-l on a smaller input (96x96, 24x24 heatmaps): rt-l's weights' shapes, so it starts from
+    # rt-l's; its width at less than rt-m's cost.
+    "rt-l-96": ModelConfig(stacks=1, width=128, depth=3, input_hw=(96, 96), heatmap_hw=(24, 24),
+                           stem_width=32),
+    # rt-l on a 112-px input, 28x28 heatmaps (the innermost level pools 7x7 to 3x3 and
+    # upsamples back to 7x7): rt-l's weights' shapes, at about rt-m's cost.
+    "rt-l-112": ModelConfig(stacks=1, width=128, depth=3, input_hw=(112, 112), heatmap_hw=(28, 28),
+                            stem_width=32),
     # rt-m on a larger input (160x160, 40x40 heatmaps): the same weights' shapes, so it starts
     # from rt-m's; costs what rt-m2 does.
     "rt-m-160": ModelConfig(stacks=1, width=96, depth=3, input_hw=(160, 160), heatmap_hw=(40, 40),

@@ -12,7 +12,7 @@ from tracker.core.model_config import PRESETS, ModelConfig
 TINY = dict(width=16, depth=2, stem_width=8)
 
 
-@pytest.mark.parametrize("name", ["rt-s", "rt-m", "rt-m2", "rt-m-160", "rt-l"])
+@pytest.mark.parametrize("name", ["rt-s", "rt-m", "rt-m2", "rt-m-160", "rt-l", "rt-l-96", "rt-l-112"])
 def test_realtime_presets_build_and_run(name):
     cfg = PRESETS[name]
     net = FAN(cfg).eval()
@@ -24,6 +24,23 @@ def test_realtime_presets_build_and_run(name):
 def test_rt_m_160_takes_rt_ms_weights_as_they_are():
     """The larger input changes no weight's shape: rt-m's state dict loads into it whole."""
     FAN(PRESETS["rt-m-160"]).load_state_dict(FAN(PRESETS["rt-m"]).state_dict())
+
+
+@pytest.mark.parametrize("name", ["rt-l-96", "rt-l-112"])
+def test_rt_l_on_other_inputs_takes_rt_ls_weights_as_they_are(name):
+    FAN(PRESETS[name]).load_state_dict(FAN(PRESETS["rt-l"]).state_dict())
+
+
+def test_an_odd_innermost_level_upsamples_back_to_its_own_size():
+    """28x28 heatmaps, depth 3: 28 -> 14 -> 7 -> 3 (floor) and back 3 -> 7 -> 14 -> 28; the
+    even levels still double."""
+    cfg = ModelConfig(stacks=1, input_hw=(112, 112), heatmap_hw=(28, 28), **{**TINY, "depth": 3})
+    net = FAN(cfg).eval()
+    levels = [net.hourglasses[0], net.hourglasses[0].low2, net.hourglasses[0].low2.low2]
+    assert [(h.hw, h.even) for h in levels] == [((28, 28), True), ((14, 14), True), ((7, 7), False)]
+    with torch.no_grad():
+        out = net(torch.randn(2, 3, 112, 112))
+    assert out.shape == (2, 68, 28, 28) and torch.isfinite(out).all()
 
 
 def test_paper_preset_builds_with_the_fan_shapes():
@@ -101,7 +118,7 @@ def test_counts_are_positive_and_ordered():
 @pytest.mark.parametrize("kwargs,match", [
     (dict(input_hw=(256, 256), heatmap_hw=(32, 32)), "stride must be 2 or 4"),
     (dict(input_hw=(256, 192), heatmap_hw=(64, 64)), "stride must be 2 or 4"),
-    (dict(input_hw=(128, 120), heatmap_hw=(32, 30), depth=2), "not divisible"),
+    (dict(input_hw=(128, 120), heatmap_hw=(32, 30), depth=3), "not divisible"),
     (dict(width=18), "multiple of 4"),
 ])
 def test_invalid_configs_are_rejected(kwargs, match):
