@@ -5,7 +5,7 @@ with 2 workers (videos per second, frames per second).
                                   [--workers 1 2] [--model PATH] [--note TEXT]
 
 Each mode processes every clip into a fresh output folder with the tracker as deployed
-(`TrackerConfig()` defaults: the bundled rt-m on onnxruntime; serially onnxruntime picks its
+(`TrackerConfig()` defaults: the bundled default model on onnxruntime; serially onnxruntime picks its
 own thread count, a Ray worker uses one thread per CPU it reserves, 1 here). For Ray, the
 local cluster is started first and timed apart (`ray start`), then the batch is timed alone;
 "with start" adds the two. Writes docs/results/bench_batch.json and .md (--name to change).
@@ -83,7 +83,7 @@ def write_md(report: dict, path: Path) -> None:
         "# Batch throughput (`tracker batch`)", "",
         f"`python scripts/bench_batch.py` on {report['clips']['count']} clips "
         f"({report['clips']['pattern']} from {report['clips']['data']}, {report['clips']['frames']} "
-        f"frames in all), the tracker as deployed (bundled rt-m, onnxruntime, JSONL output). "
+        f"frames in all), the tracker as deployed (bundled default model, onnxruntime, JSONL output). "
         f"Machine: {report['machine']['cpu']}, {report['machine']['cpus']} logical CPUs, "
         f"{report['machine']['system']}; Ray {report['ray']}; load average "
         f"{report['load_before']:.1f} before, {report['load_after']:.1f} after. {report['note']}", "",
@@ -106,7 +106,7 @@ def main() -> None:
     ap.add_argument("--clips", default="vox_*", help="clip folder pattern under DATA/videos")
     ap.add_argument("--limit", type=int, default=8, help="most clips (default 8)")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="local Ray sizes")
-    ap.add_argument("--model", default=None, help="model file (default: the bundled rt-m)")
+    ap.add_argument("--model", default=None, help="model file (default: the bundled default model)")
     ap.add_argument("--note", default="", help="free text for the report (e.g. machine load)")
     ap.add_argument("--name", default="bench_batch", help="file name of the report (.json, .md)")
     args = ap.parse_args()

@@ -483,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--repeat", type=int, default=3, help="timed passes per method and clip")
     ap.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: its own)")
-    ap.add_argument("--model", default=None, help="our model (a bundled name or a file; default: rt-m)")
+    ap.add_argument("--model", default=None, help="our model (a bundled name or a file; default: the bundled default)")
     ap.add_argument("--every", type=int, default=10, help="re-detect every N frames")
     ap.add_argument("--startup-runs", type=int, default=5)
     ap.add_argument("--no-sweep", action="store_true", help="skip the libx264 settings")
@@ -495,11 +495,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         return _work(args)
 
+    from tracker.core.modelfile import DEFAULT_MODEL
+
     tmp = Path(tempfile.mkdtemp(prefix="bench_tracker-"))
     training0, load0 = training_running(), os.getloadavg()
     report = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
                           "platform": f"{platform.system()} {platform.release()}"},
-              "config": {"backend": "onnxruntime", "model": args.model or "rt-m", "threads": args.threads,
+              "config": {"backend": "onnxruntime", "model": args.model or DEFAULT_MODEL, "threads": args.threads,
                          "detect_every": args.every, "repeat": args.repeat},
               "note": args.note, "clips": []}
     common = [str(args.repeat), str(args.every), str(args.threads or 0), args.model or ""]

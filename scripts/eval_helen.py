@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data", type=Path, help="the helen_testset folder (images + .pts)")
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
-    ap.add_argument("--model", default=None, help="our model file (default: tracker/models/rt-m.onnx)")
+    ap.add_argument("--model", default=None, help="our model file (default: the bundled default model)")
     ap.add_argument("--backend", default="onnxruntime")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
     ap.add_argument("--limit", type=int, default=None, help="first N faces only (a quick check)")

@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sets", default="videos,stills,300vw")
     ap.add_argument("--clips", default=",".join(DEFAULT_CLIPS), help="clip names, or 'all'")
     ap.add_argument("--max-frames", type=int, default=150, help="frames per clip, from the first")
-    ap.add_argument("--model", default=None, help="our model (default tracker/models/rt-m.onnx)")
+    ap.add_argument("--model", default=None, help="our model (default: the bundled default model)")
     ap.add_argument("--backend", default="onnxruntime")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
     a = ap.parse_args(argv)

@@ -55,7 +55,7 @@ class WithoutOffsets:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data", type=Path, help="the shared data folder (holding 300w/)")
-    ap.add_argument("--model", default=None, help="a model name or file (default: the bundled rt-m)")
+    ap.add_argument("--model", default=None, help="a model name or file (default: the bundled default model)")
     ap.add_argument("--refine", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--offsets", nargs="+", default=["on"], choices=["on", "off"],
                     help="with the model's per-point offsets (on), without them (off), or both")

@@ -1,6 +1,6 @@
 """Turn a training run's best checkpoint into the shipped model files.
 
-    python scripts/ship_model.py runs/rt-m/best.pt --name rt-m
+    python scripts/ship_model.py runs/rt-l-112/best.pt --name rt-l-112
 
 writes tracker/models/<name>.onnx (fp32, with the ModelInfo metadata, checked against torch
 with onnxruntime) and tracker/models/<name>.pt (fp16 weights for the torch backends).
@@ -22,7 +22,7 @@ from tracker.engines.export import export_onnx, save_shipped  # noqa: E402
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint", type=Path)
-    ap.add_argument("--name", default="rt-m")
+    ap.add_argument("--name", required=True, help="the bundled name (tracker/models/NAME.onnx, .pt)")
     ap.add_argument("--out-dir", type=Path, default=MODELS_DIR)
     a = ap.parse_args(argv)
     net, info = load_torch(a.checkpoint)

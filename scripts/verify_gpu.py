@@ -1,6 +1,6 @@
 """Check and measure the GPU path in one go, on a machine with a CUDA GPU.
 
-    python scripts/verify_gpu.py OUT_DIR [--model tracker/models/rt-m.pt] [--skip-pytest]
+    python scripts/verify_gpu.py OUT_DIR [--model tracker/models/rt-l-112.pt] [--skip-pytest]
 
 Needs torch with CUDA and one kernel loader (pycuda, or CuPy: NVRTC, else nvcc); TensorRT and
 pycuda are optional (their checks are recorded as skipped when absent). Writes
@@ -397,7 +397,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out_dir", type=Path, help="folder for verify_gpu.json")
     ap.add_argument("--model", type=Path, default=None,
-                    help="a shipped .pt (default tracker/models/rt-m.pt; an untrained rt-m if absent)")
+                    help="a shipped .pt (default: the bundled default model; an untrained rt-m if absent)")
     ap.add_argument("--skip-pytest", action="store_true")
     a = ap.parse_args(argv)
     a.out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """A training run for a wall-clock budget on one accelerator (the GPU machine's ten minutes):
 the paper model (fan2-256) trained from a pack (`train.pack`) decoded once into device memory,
-then a real-time student (rt-m or rt-m2) distilled from it.
+then a real-time student (by default the bundled default model, rt-l-112) distilled from it.
 
 Every step runs on the device: faces drawn with `train.sampling`'s weights
 (`train.device_data`), augmented by `train.gpu_augment` (the augmentation of
@@ -11,7 +11,7 @@ Validation: the identity split of `train.sampling.split` and the metrics of
 `train.validation` (NME_io mean, median, AUC and failure rate at 0.08 and 0.10) on canonical
 crops, in fp32, every `eval_every` seconds.
 
-Distillation: a batch is augmented once at the teacher's input size and shrunk (area) to the
+Distillation: a batch is augmented once at the teacher's input size and shrunk (`train.targets.shrink`) to the
 student's; the teacher's last-stack heatmaps are decoded (its codec's decoder) to points,
 which are encoded at the student's heatmap size as its targets (the same Gaussians as its
 ground-truth targets); the loss adds `gt_weight` x the ground-truth loss. A teacher that
@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from tracker.core import codec_torch
 from tracker.core.codec import HeatmapCodec
@@ -47,7 +46,7 @@ from train.device_data import DeviceData, evaluate
 from train.gpu_augment import augment, canonical_transform, check_supported, normalise, unmirror
 from train.loss import heatmap_l2, siamese_l2
 from train.pack import Pack
-from train.targets import encode_points, student_targets
+from train.targets import encode_points, shrink, student_targets
 from train.timed import Schedule, copy_state, run_phase
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,10 +58,10 @@ class SprintConfig:
     distil_minutes: float = 2.5  # student; 0 skips it
     deadline_minutes: float = 9.0  # the whole run, start-up included
     teacher: str = "fan2-256"
-    student: str = "rt-m"
+    student: str = "rt-l-112"
     teacher_model: dict | None = None  # ModelConfig fields replacing the preset's (tests)
     student_model: dict | None = None
-    student_init: str | None = "tracker/models/rt-m.pt"  # warm start (relative to the repo)
+    student_init: str | None = "tracker/models/rt-l-112.pt"  # warm start (relative to the repo)
     siamese: bool = True  # the paper's loss; plain L2 when False
     batch: int = 128  # faces a step (a Siamese step runs two images of each)
     student_batch: int = 256
@@ -216,7 +215,7 @@ class Sprint:
         def loss(b: int) -> torch.Tensor:
             idx = d.draw(self.gen, b)
             x_t, p_t, _, _ = augment(self.gen, d.images[idx], d.points[idx], self.aug, side_t, d.margin)
-            x_s = F.interpolate(x_t, size=(side_s, side_s), mode="area") if side_s != side_t else x_t
+            x_s = shrink(x_t, side_s)
             with torch.no_grad(), self._autocast():
                 hm_t = teacher(normalise(x_t, self.mc_t).contiguous(memory_format=torch.channels_last))
             from_teacher = student_targets(hm_t.float(), self.codec_t, self.codec_s)

@@ -73,13 +73,13 @@ def test_only_the_width_may_change():
         prune(net, ModelConfig(**{**cfg.to_dict(), "width": 64}))
 
 
-def test_the_shipped_model_prunes_to_rt_s_and_loads_as_init(tmp_path):
+def test_the_bundled_rt_m_prunes_to_rt_s_and_loads_as_init(tmp_path):
     from tracker.core.model_config import PRESETS
-    from tracker.core.modelfile import default_model_path
+    from tracker.core.modelfile import MODELS_DIR
     from train import checkpoint
 
     out = tmp_path / "rt-s-init.pt"
-    assert main([str(default_model_path().with_suffix(".pt")), "--preset", "rt-s", "--out", str(out)]) == 0
+    assert main([str(MODELS_DIR / "rt-m.pt"), "--preset", "rt-s", "--out", str(out)]) == 0
     student = FAN(PRESETS["rt-s"])
     report = checkpoint.init_from(student, out)
     n = len(student.state_dict())

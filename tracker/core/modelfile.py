@@ -29,7 +29,7 @@ METADATA_KEY = "tracker.model_info"
 INPUT_NAME = "input"
 OUTPUT_NAME = "heatmaps"
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-DEFAULT_MODEL = "rt-m"
+DEFAULT_MODEL = "rt-l-112"
 
 
 @dataclass(frozen=True)

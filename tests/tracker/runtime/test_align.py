@@ -215,18 +215,22 @@ def test_a_backend_that_decodes_on_its_device_is_used_by_the_tracker():
     assert device.plain == 1 and device.on_device == 73
 
 
-def test_the_bundled_models_offsets_bring_held_out_human_labels_closer():
+@pytest.mark.parametrize("name, gains", [
+    ("rt-l-112", (0.0017, 0.0009)),  # the default: measured 5.83 -> 5.62 %, 3.40 -> 3.29 %
+    ("rt-m", (0.004, 0.003)),  # measured 6.66 -> 6.17 %, 3.85 -> 3.46 %
+])
+def test_the_bundled_models_offsets_bring_held_out_human_labels_closer(name, gains):
     """The two 300-W test faces among the fixtures (the challenging set's indoor_020 and 029,
-    never trained on): measured 6.66 -> 6.17 % and 3.85 -> 3.46 % NME from their ground-truth
-    boxes with the offsets (on the 173 validation faces 3.84 -> 3.74 %)."""
+    never trained on), NME from their ground-truth boxes without and with the offsets (on the
+    173 validation faces: 3.64 -> 3.56 % for rt-l-112, 3.84 -> 3.74 % for rt-m)."""
     import dataclasses
 
     from tests.tracker.runtime_fixtures import FIXTURES
     from tracker.core.datasets import read_image
     from tracker.core.metrics import nme
-    from tracker.core.modelfile import default_model_path
+    from tracker.core.modelfile import MODELS_DIR
 
-    backend = OnnxBackend(default_model_path())
+    backend = OnnxBackend(MODELS_DIR / f"{name}.onnx")
     assert backend.info.point_offsets is not None
 
     class WithoutOffsets:
@@ -235,9 +239,9 @@ def test_the_bundled_models_offsets_bring_held_out_human_labels_closer():
         def __call__(self, x):
             return backend(x)
 
-    for stem in ("300w_indoor_020", "300w_indoor_029"):
+    for stem, gain in zip(("300w_indoor_020", "300w_indoor_029"), gains):
         gt = read_pts(FIXTURES / "stills" / f"{stem}.pts")
         image, box = read_image(FIXTURES / "stills" / f"{stem}.png"), points_box(gt)[None]
         plain = nme(Aligner(WithoutOffsets()).align(image, box)[0], gt[None])[0]
         shifted = nme(Aligner(backend).align(image, box)[0], gt[None])[0]
-        assert shifted < plain - 0.003, (stem, plain, shifted)
+        assert shifted < plain - gain, (stem, plain, shifted)
