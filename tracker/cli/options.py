@@ -11,6 +11,7 @@ class UsageError(Exception):
 
 def tracker_args(p: argparse.ArgumentParser) -> None:
     """The options that make a `TrackerConfig` (see `config_from_args`)."""
+    from tracker.core.modelfile import DEFAULT_MODEL
     from tracker.engines.registry import BACKENDS
     from tracker.runtime.detect import CHOICES
 
@@ -18,8 +19,8 @@ def tracker_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", default="onnxruntime", choices=list(BACKENDS),
                    help="inference backend (default: onnxruntime, CPU)")
     g.add_argument("--model", default=None,
-                   help="model file (.onnx; .pt for torch) or a bundled model's name (rt-m; rt-l, the accurate "
-                        "preset; rt-m2); default: the bundled rt-m")
+                   help="model file (.onnx; .pt for torch) or a bundled model's name (`tracker info` lists "
+                        f"them; rt-l is the accurate preset); default: the bundled {DEFAULT_MODEL}")
     g.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: its own)")
     g.add_argument("--no-spin", dest="spin", action="store_false",
                    help="onnxruntime's threads sleep between operators instead of spinning "

@@ -46,8 +46,10 @@ def add_commands(sub, epilog: str) -> None:
                    help="raw points, no One-Euro smoothing (the webcam smooths by default)")
     p.set_defaults(func=cmd_webcam, smooth=True)
 
+    from tracker.core.modelfile import DEFAULT_MODEL
+
     p = sub.add_parser("info", help="backends, devices and the model's metadata")
-    p.add_argument("--model", default=None, help="model file (default: the bundled rt-m)")
+    p.add_argument("--model", default=None, help=f"model file (default: the bundled {DEFAULT_MODEL})")
     p.set_defaults(func=cmd_info)
 
 

@@ -143,7 +143,7 @@ def _fits(value: object, tp: type) -> bool:
 
 
 def default_model_path(suffix: str = ".onnx") -> Path:
-    """The bundled default model (`tracker/models/rt-m.onnx` or `.pt`)."""
+    """The bundled default model (`tracker/models/<DEFAULT_MODEL>.onnx` or `.pt`)."""
     return MODELS_DIR / f"{DEFAULT_MODEL}{suffix}"
 
 
