@@ -57,7 +57,7 @@ ARMS = {
     "human-only": ("human labels only", {"source_weights": HUMAN}),
     "teacher-only": ("teacher labels only", {"source_weights": TEACHER}),
     "awing": ("adaptive wing loss", {"loss": "awing"}),
-    "distil": ("distilled from rt-m2 (+ labels)", {"distil_from": str(ROOT / "tracker/models/rt-m2.pt")}),
+    "distil": ("distilled from rt-l (+ labels)", {"distil_from": str(ROOT / "tracker/models/rt-l.pt")}),
 }
 BASE_CONFIG = ROOT / "train/checkpoints/rt-m-stage5/config.json"
 

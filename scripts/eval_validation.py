@@ -6,7 +6,7 @@ measures what the detector's crop costs and what the tracker does about it (`ref
 what the model's per-point offsets (`tracker.core.calibration`) do on whole images.
 
     python scripts/eval_validation.py ../shared/data                     # refine 0, 1, 2
-    python scripts/eval_validation.py ../shared/data --model rt-m2 --refine 1 --offsets on off
+    python scripts/eval_validation.py ../shared/data --model rt-l --refine 1 --offsets on off
 
 Writes docs/results/validation_detector.{md,json} (a run adds or replaces its model's rows).
 """

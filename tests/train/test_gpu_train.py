@@ -94,3 +94,14 @@ def test_the_device_command_in_the_docstring_uses_only_the_tree():
     assert (ROOT / SprintConfig().student_init).is_file()  # the student's warm start is in the tree
     cfg = SprintConfig()
     assert cfg.minutes + cfg.distil_minutes + 0.5 < cfg.deadline_minutes < 10
+
+
+def test_the_tree_leaves_the_pack_room_for_every_human_face():
+    """What travels to the GPU machine is the working tree plus the pack, 64 MiB in all: a tree
+    that grows past its share (bundled models, committed training weights) silently costs the
+    paper model its human training faces. Tracked files only, as on a clean checkout."""
+    from scripts.gpu_train import HUMAN_PACK, RESERVE, TRAVEL_LIMIT
+
+    out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    tree = sum((ROOT / n).stat().st_size for n in out.decode().split("\0") if n and (ROOT / n).is_file())
+    assert tree + RESERVE + HUMAN_PACK <= TRAVEL_LIMIT, f"the tracked tree takes {tree / 2**20:.1f} MiB"

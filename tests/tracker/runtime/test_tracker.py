@@ -431,7 +431,6 @@ def test_tracks_are_steady_and_smoothing_steadies_them_further():
     ("rt-l-112", 1, 128, 0.0195, 0.027),  # the default: measured 1.80 % mean, 2.52 % at worst
     ("rt-l", 1, 128, 0.019, 0.025),  # the accurate preset: measured 1.76 % mean, 2.26 % at worst
     ("rt-m", 1, 96, 0.0205, 0.025),  # the previous default: 1.89 %, 2.28 %
-    ("rt-m2", 2, 96, 0.022, 0.028),  # the earlier accurate preset: 1.99 %, 2.51 %
 ])
 def test_the_bundled_presets_are_named_and_track_the_clip(name, stacks, width, mean, worst):
     """`--model NAME`: against the clip's teacher labels (from which every bundled model's
