@@ -32,6 +32,7 @@ from tracker.core.geometry import CROP_RATIO, apply, crop_transform, points_box,
 
 CACHE_SIDE = 192  # the default side: MARGIN x the real-time models' 128-px input
 MARGIN = 1.5
+MAX_SHRINK = 2.0  # a canonical crop more than this times the model's input aliases when warped
 DEFAULT_DIR = Path(".cache")
 
 
@@ -46,13 +47,19 @@ def default_path(side: int = CACHE_SIDE) -> Path:
     return DEFAULT_DIR / ("train_crops.npz" if side == CACHE_SIDE else f"train_crops_{side}.npz")
 
 
+def shrink_ratio(side: int, input_side: int) -> float:
+    """How many times a cache of `side` pixels shrinks its canonical crop to a model input of
+    `input_side`: below 1 it upsamples every face, above MAX_SHRINK its warps alias."""
+    return side / MARGIN / input_side
+
+
 def path_for(input_side: int, folder: Path = DEFAULT_DIR) -> Path:
     """The cache a model of `input_side` pixels reads by default: the one cut at its own
     resolution (`side_for`) when it is there, else the default one when that fits it
-    (`check_fits`: no face upsampled, shrunk at most twice), else the path of the one to build."""
+    (`check_fits`: no face upsampled, none shrunk more than MAX_SHRINK times), else the path of the one to build."""
     own = folder / default_path(side_for(input_side)).name
     fallback = folder / default_path().name
-    if not own.is_file() and fallback.is_file() and input_side <= CACHE_SIDE / MARGIN <= 2 * input_side:
+    if not own.is_file() and fallback.is_file() and 1 <= shrink_ratio(CACHE_SIDE, input_side) <= MAX_SHRINK:
         return fallback
     return own
 
@@ -82,17 +89,19 @@ def check_fits(side: int, input_side: int, path: str | Path | None = None) -> No
     with a warning (the bilinear warps alias when they shrink that much)."""
     need = side_for(input_side)
     canonical = side / MARGIN
+    ratio = shrink_ratio(side, input_side)
     where = f"crop cache {path}" if path is not None else "the crop cache"
-    if canonical < input_side:
+    if ratio < 1:
         raise CacheMismatch(
             f"{where} holds {side}-px crops (canonical crop {canonical:g} px), smaller than the "
             f"model's {input_side}-px input, so every face would be upsampled; build one at the "
             f"model's resolution with `python -m train.cache DATA_ROOT --side {need}` (writes "
             f"{default_path(need)}) and train with `--set cache={default_path(need)}`")
-    if canonical > 2 * input_side:
-        warnings.warn(f"{where} holds {side}-px crops, {canonical / input_side:.1f} x the "
+    if ratio > MAX_SHRINK:
+        warnings.warn(f"{where} holds {side}-px crops, {ratio:.1f} x the "
                       f"model's {input_side}-px input: the bilinear warps that shrink them alias; "
                       f"a cache of side {need} fits this model", stacklevel=2)
+
 
 #: Sources under the shared data folder: (name, kind, relative path, is_human).
 SOURCES = [
