@@ -161,6 +161,8 @@ def cmd_reassemble(a: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tracker.core.model_config import PRESETS
+
     ap = argparse.ArgumentParser(prog="scripts/gpu_train.py", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -186,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--distil-minutes", type=float, default=2.5)
     t.add_argument("--deadline-minutes", type=float, default=9.0,
                    help="the whole run, start-up included, ends inside this")
-    t.add_argument("--student", default="rt-l-112", choices=["rt-s", "rt-m", "rt-m2", "rt-l", "rt-l-112"])
+    t.add_argument("--student", default="rt-l-112", choices=[n for n in PRESETS if n != "fan2-256"])
     t.add_argument("--student-init", default="tracker/models/rt-l-112.pt",
                    help="warm start of the student ('none' for none)")
     t.add_argument("--l2", action="store_true", help="plain L2 instead of the Siamese loss")

@@ -56,7 +56,8 @@ def shrink_ratio(side: int, input_side: int) -> float:
 def path_for(input_side: int, folder: Path = DEFAULT_DIR) -> Path:
     """The cache a model of `input_side` pixels reads by default: the one cut at its own
     resolution (`side_for`) when it is there, else the default one when that fits it
-    (`check_fits`: no face upsampled, none shrunk more than MAX_SHRINK times), else the path of the one to build."""
+    (`check_fits`: no face upsampled, none shrunk more than MAX_SHRINK times), else the path
+    of the one to build."""
     own = folder / default_path(side_for(input_side)).name
     fallback = folder / default_path().name
     if not own.is_file() and fallback.is_file() and 1 <= shrink_ratio(CACHE_SIDE, input_side) <= MAX_SHRINK:

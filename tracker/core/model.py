@@ -55,7 +55,7 @@ class Hourglass(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         low = self.low3(self.low2(self.low1(F.max_pool2d(x, 2))))
-        if self.even:
+        if self.even:  # as before odd levels existed: a graph that fixes no size
             return self.up(x) + F.interpolate(low, scale_factor=2.0, mode="nearest")
         return self.up(x) + F.interpolate(low, size=self.hw, mode="nearest")
 
