@@ -32,7 +32,7 @@ def cmd_export(a: argparse.Namespace) -> int:
     net, info = load_torch(ckpt)
     if a.name:
         info = ModelInfo(a.name, info.model, info.codec, info.scheme, info.crop_ratio)
-    diff = export_onnx(net, info, a.output, opset=a.opset)
+    diff = export_onnx(net, info, a.output, opset=a.opset, fp16_weights=a.fp16_weights)
     print(json.dumps({"checkpoint": str(ckpt), "onnx": str(a.output), "model": info.name,
                       "max_abs_diff_vs_torch": diff}))
     return 0
@@ -100,6 +100,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
     p.add_argument("--name", default=None, help="model name stored in the metadata")
     p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--fp16-weights", action="store_true",
+                   help="store the weights rounded to fp16, as the shipped .pt has them (half the "
+                        "file; the network still computes in float32)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("build", help="ONNX -> TensorRT engine, cached where the tensorrt backend "

@@ -1,6 +1,7 @@
 """ONNX export of a FAN with the tracker's metadata, checked against torch with onnxruntime."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -10,24 +11,67 @@ from tracker.core.modelfile import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, ModelI
 
 
 def export_onnx(net: torch.nn.Module, info: ModelInfo, path: str | Path, opset: int = 17,
-                check: bool = True, atol: float = 1e-4) -> float:
+                check: bool = True, atol: float = 1e-4, fp16_weights: bool = False) -> float:
     """Write `net` to `path` with a dynamic batch axis and `info` in the metadata.
 
-    With `check`, runs the file with onnxruntime on random input at batch 1 and 3 and raises
-    if the heatmaps differ from torch's by more than `atol`; returns the max abs difference.
+    fp16_weights: round the weights to fp16 first (the shipped .pt's weights) and store them
+    so, each read through a Cast to float32 (`store_weights_fp16`): half the file, the same
+    float32 arithmetic. With `check`, runs the file with onnxruntime on random input at batch
+    1 and 3 and raises if the heatmaps differ from torch's (the rounded weights' when
+    fp16_weights) by more than `atol`; returns the max abs difference.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if fp16_weights:
+        net = copy.deepcopy(net).half()
     net = net.float().eval().cpu()
     h, w = info.model.input_hw
     dummy = torch.zeros(1, 3, h, w)
     torch.onnx.export(net, (dummy,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                       dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                      opset_version=opset, dynamo=False)
+                      opset_version=opset, dynamo=False,
+                      # unfolded, batch norms stay nodes with the rounded weights as they are
+                      # (onnxruntime folds them into the convolutions when it loads the file)
+                      do_constant_folding=not fp16_weights)
+    if fp16_weights:
+        store_weights_fp16(path)
     _write_onnx_info(path, info)
     if not check:
         return float("nan")
-    return parity(net, path)
+    return parity(net, path, atol=atol)
+
+
+def store_weights_fp16(path: str | Path) -> int:
+    """Store every float32 initializer of the ONNX file at `path` that fp16 holds exactly as
+    fp16, read through a Cast node to float32 under its old name, in place; returns how many.
+
+    Lossless by construction (only exact values move), and free at run time: onnxruntime and
+    TensorRT fold a Cast of a constant when they load the model, so the network computes in
+    float32 as before, from a file half the size.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    kept, casts = [], []
+    for init in graph.initializer:
+        arr = numpy_helper.to_array(init) if init.data_type == TensorProto.FLOAT else None
+        if arr is None or arr.size < 16 or not np.array_equal(arr.astype(np.float16).astype(np.float32), arr):
+            kept.append(init)
+            continue
+        stored = f"{init.name}__fp16"
+        kept.append(numpy_helper.from_array(arr.astype(np.float16), stored))
+        casts.append(helper.make_node("Cast", [stored], [init.name], to=TensorProto.FLOAT,
+                                      name=f"{init.name}__to_fp32"))
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return len(casts)
 
 
 def parity(net: torch.nn.Module, path: str | Path, batches: tuple[int, ...] = (1, 3),

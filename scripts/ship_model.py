@@ -2,8 +2,10 @@
 
     python scripts/ship_model.py runs/rt-l-112/best.pt --name rt-l-112
 
-writes tracker/models/<name>.onnx (fp32, with the ModelInfo metadata, checked against torch
-with onnxruntime) and tracker/models/<name>.pt (fp16 weights for the torch backends).
+writes tracker/models/<name>.pt (fp16 weights for the torch backends) and tracker/models/<name>.onnx
+(the same fp16 weights, computed in float32: `export_onnx(fp16_weights=True)`; with the ModelInfo
+metadata, checked against torch with onnxruntime). `--fp32-weights` keeps the ONNX file's weights
+unrounded (twice the file).
 """
 from __future__ import annotations
 
@@ -24,12 +26,13 @@ def main(argv=None) -> int:
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("--name", required=True, help="the bundled name (tracker/models/NAME.onnx, .pt)")
     ap.add_argument("--out-dir", type=Path, default=MODELS_DIR)
+    ap.add_argument("--fp32-weights", action="store_true", help="unrounded weights in the .onnx")
     a = ap.parse_args(argv)
     net, info = load_torch(a.checkpoint)
     info = ModelInfo(a.name, info.model, info.codec, info.scheme, info.crop_ratio)
     a.out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = a.out_dir / f"{a.name}.onnx"
-    diff = export_onnx(net, info, onnx_path)
+    diff = export_onnx(net, info, onnx_path, fp16_weights=not a.fp32_weights)
     save_shipped(net, info, a.out_dir / f"{a.name}.pt")
     print(json.dumps({"onnx": str(onnx_path), "max_abs_diff_vs_torch": diff,
                       "onnx_bytes": onnx_path.stat().st_size}))

@@ -6,7 +6,7 @@ import onnxruntime as ort
 import torch
 
 from tracker.core.modelfile import INPUT_NAME, OUTPUT_NAME, load_torch, read_onnx_info
-from tracker.engines.export import export_onnx, parity
+from tracker.engines.export import export_onnx, parity, save_shipped
 from tracker.engines.onnxruntime_backend import OnnxBackend
 from tracker.engines.torch_backend import TorchBackend
 
@@ -61,3 +61,20 @@ def test_a_model_with_an_odd_innermost_level_exports_with_batch_parity(tmp_path)
     path = tmp_path / "odd.onnx"
     export_onnx(net, info, path)
     assert parity(net, path, batches=(1, 3)) < 1e-4
+
+
+def test_fp16_weights_halve_the_file_and_compute_what_the_shipped_pt_does(tiny_model, tmp_path):
+    """`fp16_weights`: the file stores the shipped checkpoint's fp16 weights as they are (batch
+    norms left unfolded, so no product of two rounded numbers is rounded again), each read
+    through a Cast; onnxruntime's heatmaps are the .pt's, in float32 arithmetic."""
+    onnx_path, _, net, info = tiny_model
+    path, pt = tmp_path / "half.onnx", tmp_path / "half.pt"
+    export_onnx(net, info, path, fp16_weights=True)
+    save_shipped(net, info, pt)  # fp16, as shipped
+    model, full = onnx.load(str(path)), onnx.load(str(onnx_path))
+    weight_bytes = sum(len(i.raw_data) for i in model.graph.initializer)
+    assert weight_bytes < 0.55 * sum(len(i.raw_data) for i in full.graph.initializer)
+    assert {n.op_type for n in model.graph.node} >= {"Cast", "BatchNormalization"}
+    x = np.random.default_rng(2).standard_normal((3, 3, *info.model.input_hw)).astype(np.float32)
+    np.testing.assert_allclose(OnnxBackend(path)(x), TorchBackend(pt)(x), atol=1e-5)
+    assert read_onnx_info(path) == info
