@@ -12,7 +12,7 @@ from tracker.core.model_config import PRESETS, ModelConfig
 TINY = dict(width=16, depth=2, stem_width=8)
 
 
-@pytest.mark.parametrize("name", ["rt-s", "rt-m", "rt-m2", "rt-m-160", "rt-l", "rt-l-96", "rt-l-112"])
+@pytest.mark.parametrize("name", ["rt-s", "rt-m", "rt-m2", "rt-m-160", "rt-l", "rt-l-96", "rt-l-112", "rt-xl"])
 def test_realtime_presets_build_and_run(name):
     cfg = PRESETS[name]
     net = FAN(cfg).eval()
