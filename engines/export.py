@@ -57,6 +57,7 @@ def store_weights_fp16(path: str | Path) -> int:
     kept, casts = [], []
     for init in graph.initializer:
         arr = numpy_helper.to_array(init) if init.data_type == TensorProto.FLOAT else None
+        # (a tensor under 16 values is not worth a node of its own)
         if arr is None or arr.size < 16 or not np.array_equal(arr.astype(np.float16).astype(np.float32), arr):
             kept.append(init)
             continue

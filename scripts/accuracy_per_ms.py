@@ -10,7 +10,7 @@ latency with 1 and 2 threads.
 Each model is scored on the same faces (the validation split of `train.sampling.split` with
 the default `TrainConfig`: 8 % of the human identity groups), cut from the crop cache of its
 input size (`python -m train.cache DATA --side S`; `--cache` forces one), and exported to ONNX (BN folded,
-as shipped) for the timing. Writes docs/results/accuracy_per_ms.{json,md}.
+as onnxruntime runs the shipped files) for the timing. Writes docs/results/accuracy_per_ms.{json,md}.
 """
 from __future__ import annotations
 
