@@ -11,7 +11,7 @@ Validation: the identity split of `train.sampling.split` and the metrics of
 `train.validation` (NME_io mean, median, AUC and failure rate at 0.08 and 0.10) on canonical
 crops, in fp32, every `eval_every` seconds.
 
-Distillation: a batch is augmented once at the teacher's input size and shrunk (`train.targets.shrink`) to the
+Distillation: a batch is augmented once at the teacher's input size and resampled (`train.targets.resample`) to the
 student's; the teacher's last-stack heatmaps are decoded (its codec's decoder) to points,
 which are encoded at the student's heatmap size as its targets (the same Gaussians as its
 ground-truth targets); the loss adds `gt_weight` x the ground-truth loss. A teacher that
@@ -46,7 +46,7 @@ from train.device_data import DeviceData, evaluate
 from train.gpu_augment import augment, canonical_transform, check_supported, normalise, unmirror
 from train.loss import heatmap_l2, siamese_l2
 from train.pack import Pack
-from train.targets import encode_points, shrink, student_targets
+from train.targets import encode_points, resample, student_targets
 from train.timed import Schedule, copy_state, run_phase
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -215,7 +215,7 @@ class Sprint:
         def loss(b: int) -> torch.Tensor:
             idx = d.draw(self.gen, b)
             x_t, p_t, _, _ = augment(self.gen, d.images[idx], d.points[idx], self.aug, side_t, d.margin)
-            x_s = shrink(x_t, side_s)
+            x_s = resample(x_t, side_s)
             with torch.no_grad(), self._autocast():
                 hm_t = teacher(normalise(x_t, self.mc_t).contiguous(memory_format=torch.channels_last))
             from_teacher = student_targets(hm_t.float(), self.codec_t, self.codec_s)

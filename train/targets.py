@@ -57,11 +57,12 @@ def unmirror(hm: torch.Tensor, m: np.ndarray, scheme: LandmarkScheme = IBUG68) -
 
 
 # -- distillation: a teacher's heatmaps as a student's targets ----------------------------------
-def shrink(x: torch.Tensor, side: int) -> torch.Tensor:
-    """(B, C, S, S) teacher-input images -> (B, C, side, side) student inputs, pixel x_t going
-    to x_s = (x_t + 0.5) * side / S - 0.5 (`encode_points`): area averaging where S is a
-    multiple of `side`, antialiased bilinear otherwise (256 -> 112), whose windows follow
-    that mapping where area's would not."""
+def resample(x: torch.Tensor, side: int) -> torch.Tensor:
+    """(B, C, S, S) images -> (B, C, side, side), pixel x_t going to x_s = (x_t + 0.5) * side / S
+    - 0.5 (`encode_points`): area averaging where S is a multiple of `side`, antialiased
+    bilinear otherwise (256 -> 112 shrinks along that mapping where area's windows would not;
+    112 -> 128 is plain bilinear). A teacher's input shrinks to its student's (`train.sprint`),
+    a student's grows to a larger teacher's (`train.loop`)."""
     s = x.shape[-1]
     if s == side:
         return x
@@ -74,7 +75,7 @@ def shrink(x: torch.Tensor, side: int) -> torch.Tensor:
 def encode_points(xy_teacher_input: torch.Tensor, codec_t: HeatmapCodec,
                   codec_s: HeatmapCodec) -> torch.Tensor:
     """(B, K, 2) points in the teacher's input pixels -> (B, K, h, w) targets of the student,
-    whose input is the teacher's shrunk to its size (`shrink`): x_s = (x_t + 0.5) * r - 0.5."""
+    whose input is the teacher's resampled to its size (`resample`): x_s = (x_t + 0.5) * r - 0.5."""
     r = codec_s.input_hw[0] / codec_t.input_hw[0]
     to_hm = torch.as_tensor(codec_s.to_heatmap, dtype=torch.float32).to(xy_teacher_input.device)
     xy = (xy_teacher_input + 0.5) * r - 0.5

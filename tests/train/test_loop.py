@@ -107,25 +107,26 @@ def test_the_adaptive_wing_loss_trains_too(tmp_path, fixture_cache):
         _cfg(tmp_path, loss="wing")
 
 
-def test_distillation_pulls_the_student_to_the_teachers_points(tmp_path, fixture_cache):
+@pytest.mark.parametrize("student_side", [64, 48])
+def test_distillation_pulls_the_student_to_the_teachers_points(tmp_path, fixture_cache, student_side):
+    """The 64-px teacher teaches a student of its own size, and one on 48 px that sees the
+    teacher's points through `resample` (as rt-xl on 128 px teaches rt-l-112)."""
     teacher = Trainer(_cfg(tmp_path, out=str(tmp_path / "teacher"), seed=5), fixture_cache, TINY)
     teacher._save_last()
     cfg = _cfg(tmp_path, distil_from=str(tmp_path / "teacher" / "last.pt"), distil_weight=50.0)
-    tr = Trainer(cfg, fixture_cache, TINY)
+    mc = replace(TINY, input_hw=(student_side,) * 2, heatmap_hw=(student_side // 4,) * 2)
+    tr = Trainer(cfg, fixture_cache, mc)
     idx = tr.train_idx[:4]
-    imgs, _, _ = augment_batch(np.random.default_rng(0), tr.cache, idx, tr.aug, TINY.input_hw[0])
+    imgs, _, _ = augment_batch(np.random.default_rng(0), tr.cache, idx, tr.aug, student_side)
 
     def distil_loss() -> float:  # the student's heatmaps against the teacher's points, same crops
         with torch.no_grad():
-            return float(tr._distil_loss(imgs, tr.net(to_tensor(imgs, TINY)), len(idx)))
+            return float(tr._distil_loss(imgs, tr.net(to_tensor(imgs, mc)), len(idx)))
 
     before = distil_loss()
     for _ in range(40):
         tr.rng = np.random.default_rng(0)  # these very crops at every step
         tr.train_step(idx)
-    assert distil_loss() < 0.2 * before  # measured 0.15
+    assert distil_loss() < 0.2 * before  # measured 0.15 (64 px), 0.18 (48 px)
     with pytest.raises(ValueError, match="no distillation"):
         _cfg(tmp_path, siamese=True, distil_from="x.pt")
-    small = replace(TINY, input_hw=(32, 32), heatmap_hw=(8, 8), depth=1)
-    with pytest.raises(ValueError, match="not this model's"):
-        Trainer(replace(cfg, out=str(tmp_path / "small")), fixture_cache, small)

@@ -14,7 +14,7 @@ from train.cache import Cache
 from train.device_data import DeviceData, evaluate
 from train.pack import Pack, build_from_data
 from train.sprint import Sprint, SprintConfig
-from train.targets import encode_points, shrink, student_targets
+from train.targets import encode_points, resample, student_targets
 from train.timed import Schedule, lr_factor, run_phase
 from train.validation import validate
 
@@ -93,7 +93,7 @@ def test_a_shrunk_teacher_image_keeps_its_points_where_encode_points_puts_them(s
     for dx in range(8):
         x = torch.zeros(1, 1, 64, 64)
         x[0, 0, 20:22, 30 + dx:32 + dx] = 1.0  # a dot centred on (30.5 + dx, 20.5)
-        small = shrink(x, side)[0, 0]
+        small = resample(x, side)[0, 0]
         assert small.shape == (side, side)
         ys, xs = torch.nonzero(small > 1e-6, as_tuple=True)
         w = small[ys, xs]
