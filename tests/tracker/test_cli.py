@@ -211,7 +211,7 @@ def test_info_lists_backends_and_the_model(capsys):
     out = capsys.readouterr().out
     assert "onnxruntime" in out and "tensorrt" in out and "name tiny" in out and "64x64" in out
     assert ("bundled models (--model NAME): rt-l-112 (2.6 MB, the default), rt-l (2.6 MB), "
-            "rt-m (1.5 MB)\n") in out
+            "rt-m (1.5 MB), rt-xl (5.5 MB)\n") in out
     assert main(["info", "--model", "/nonexistent.onnx"]) == 2
 
 
