@@ -128,5 +128,12 @@ def test_distillation_pulls_the_student_to_the_teachers_points(tmp_path, fixture
         tr.rng = np.random.default_rng(0)  # these very crops at every step
         tr.train_step(idx)
     assert distil_loss() < 0.2 * before  # measured 0.15 (64 px), 0.18 (48 px)
+
+
+def test_distillation_refuses_what_it_cannot_teach(tmp_path, fixture_cache):
     with pytest.raises(ValueError, match="no distillation"):
         _cfg(tmp_path, siamese=True, distil_from="x.pt")
+    oblong = replace(TINY, input_hw=(64, 48), heatmap_hw=(16, 12))
+    Trainer(_cfg(tmp_path, out=str(tmp_path / "teacher")), fixture_cache, oblong)._save_last()
+    with pytest.raises(ValueError, match="not square"):
+        Trainer(_cfg(tmp_path, distil_from=str(tmp_path / "teacher" / "last.pt")), fixture_cache, TINY)
