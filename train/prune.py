@@ -61,6 +61,9 @@ def paired_blocks(net: FAN, new: FAN):
 
 
 def _check_width_only(old: ModelConfig, new: ModelConfig, wider: bool) -> None:
+    if old.block != "hierarchical" or new.block != "hierarchical":
+        raise ValueError(f"{'widening' if wider else 'pruning'} knows the full hierarchical block only, "
+                         f"not {old.block} -> {new.block}")
     if {**old.to_dict(), "width": new.width} != new.to_dict():
         raise ValueError(f"{'widening' if wider else 'pruning'} changes the width only: {old} -> {new}")
     if (new.width < old.width if wider else new.width > old.width) or new.width % 4:

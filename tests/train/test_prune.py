@@ -71,6 +71,9 @@ def test_only_the_width_may_change():
         prune(net, ModelConfig(**{**cfg.to_dict(), "width": 16, "depth": 1}))
     with pytest.raises(ValueError, match="at most"):
         prune(net, ModelConfig(**{**cfg.to_dict(), "width": 64}))
+    separable = ModelConfig(**{**cfg.to_dict(), "block": "separable"})
+    with pytest.raises(ValueError, match="hierarchical block only"):
+        prune(FAN(separable).eval(), ModelConfig(**{**separable.to_dict(), "width": 16}))
 
 
 def test_the_bundled_rt_m_prunes_to_rt_s_and_loads_as_init(tmp_path):

@@ -21,14 +21,22 @@ def _cbr(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
                          nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-class HierarchicalBlock(nn.Module):
-    """FAN's hierarchical, parallel and multi-scale residual block: C/2 + C/4 + C/4 channels."""
+def _separable(cin: int, cout: int) -> nn.Sequential:
+    """A depthwise 3x3 conv-BN-ReLU, then a pointwise 1x1 conv-BN-ReLU (MobileNet's)."""
+    return nn.Sequential(nn.Conv2d(cin, cin, 3, 1, 1, groups=cin, bias=False), nn.BatchNorm2d(cin),
+                         nn.ReLU(inplace=True), *_cbr(cin, cout, 1))
 
-    def __init__(self, cin: int, cout: int):
+
+class HierarchicalBlock(nn.Module):
+    """FAN's hierarchical, parallel and multi-scale residual block: C/2 + C/4 + C/4 channels,
+    each a 3x3 convolution, full or depthwise-separable (`ModelConfig.block`)."""
+
+    def __init__(self, cin: int, cout: int, block: str = "hierarchical"):
         super().__init__()
-        self.c1 = _cbr(cin, cout // 2)
-        self.c2 = _cbr(cout // 2, cout // 4)
-        self.c3 = _cbr(cout // 4, cout // 4)
+        conv = _separable if block == "separable" else _cbr
+        self.c1 = conv(cin, cout // 2)
+        self.c2 = conv(cout // 2, cout // 4)
+        self.c3 = conv(cout // 4, cout // 4)
         self.skip = (nn.Identity() if cin == cout else
                      nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout)))
 
@@ -43,15 +51,15 @@ class Hourglass(nn.Module):
     """One hourglass on (B, width, *hw) features. A level whose side is odd (a 28x28 heatmap's
     7x7 innermost level) pools to the floor and upsamples back to its own size."""
 
-    def __init__(self, depth: int, width: int, hw: tuple[int, int]):
+    def __init__(self, depth: int, width: int, hw: tuple[int, int], block: str = "hierarchical"):
         super().__init__()
         self.hw = (int(hw[0]), int(hw[1]))
         self.even = self.hw[0] % 2 == 0 and self.hw[1] % 2 == 0
-        self.up = HierarchicalBlock(width, width)
-        self.low1 = HierarchicalBlock(width, width)
-        self.low2 = (Hourglass(depth - 1, width, (self.hw[0] // 2, self.hw[1] // 2)) if depth > 1
-                     else HierarchicalBlock(width, width))
-        self.low3 = HierarchicalBlock(width, width)
+        self.up = HierarchicalBlock(width, width, block)
+        self.low1 = HierarchicalBlock(width, width, block)
+        self.low2 = (Hourglass(depth - 1, width, (self.hw[0] // 2, self.hw[1] // 2), block) if depth > 1
+                     else HierarchicalBlock(width, width, block))
+        self.low3 = HierarchicalBlock(width, width, block)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         low = self.low3(self.low2(self.low1(F.max_pool2d(x, 2))))
@@ -66,16 +74,16 @@ class FAN(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        c, s = config.width, config.stem_width
-        layers = [_cbr(3, s, config.stem_kernel, 2), HierarchicalBlock(s, 2 * s)]
+        c, s, b = config.width, config.stem_width, config.block
+        layers = [_cbr(3, s, config.stem_kernel, 2), HierarchicalBlock(s, 2 * s, b)]
         if config.stride == 4:
             layers.append(nn.MaxPool2d(2))
-        layers += [HierarchicalBlock(2 * s, c)]
+        layers += [HierarchicalBlock(2 * s, c, b)]
         self.stem = nn.Sequential(*layers)
-        self.hourglasses = nn.ModuleList(Hourglass(config.depth, c, config.heatmap_hw)
+        self.hourglasses = nn.ModuleList(Hourglass(config.depth, c, config.heatmap_hw, b)
                                          for _ in range(config.stacks))
         self.features = nn.ModuleList(
-            nn.Sequential(HierarchicalBlock(c, c), _cbr(c, c, 1)) for _ in range(config.stacks))
+            nn.Sequential(HierarchicalBlock(c, c, b), _cbr(c, c, 1)) for _ in range(config.stacks))
         self.heads = nn.ModuleList(nn.Conv2d(c, config.n_points, 1) for _ in range(config.stacks))
         self.merge_features = nn.ModuleList(nn.Conv2d(c, c, 1) for _ in range(config.stacks - 1))
         self.merge_heads = nn.ModuleList(nn.Conv2d(config.n_points, c, 1)

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+BLOCKS = ("hierarchical", "separable")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -22,6 +24,9 @@ class ModelConfig:
     stem_kernel: int = 3  # the first convolution's; FAN's is 7
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
+    # the residual block's convolutions: "hierarchical" (FAN's full 3x3 convolutions) or
+    # "separable" (each a depthwise 3x3 then a pointwise 1x1, as mobile models do)
+    block: str = "hierarchical"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_hw", tuple(int(v) for v in self.input_hw))
@@ -37,6 +42,8 @@ class ModelConfig:
             raise ValueError(f"heatmap {self.heatmap_hw} not divisible by 2**(depth-1)={2**(self.depth - 1)}")
         if self.width % 4:
             raise ValueError("width must be a multiple of 4")
+        if self.block not in BLOCKS:
+            raise ValueError(f"block {self.block!r}: one of {BLOCKS}")
 
     def normalise(self, crops: np.ndarray) -> np.ndarray:
         """(B, H, W, 3) uint8 RGB crops -> (B, 3, H, W) float32 network input,
@@ -92,6 +99,11 @@ PRESETS = {
     # width lever again, at about twice rt-l's cost, inside the accurate preset's 8 ms budget.
     "rt-xl": ModelConfig(stacks=1, width=192, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
                          stem_width=32),
+    # Depthwise-separable blocks at twice rt-l's width: about rt-l-112's latency on this CPU
+    # (onnxruntime runs depthwise convolutions at about the MACs per ms of full ones) with
+    # 0.69 M parameters; no trained model shares its weights' shapes, so it trains from scratch.
+    "rt-sep": ModelConfig(stacks=1, width=256, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
+                          stem_width=32, block="separable"),
     # The accurate CPU preset: rt-m with a second stack (intermediate supervision, as FAN).
     "rt-m2": ModelConfig(stacks=2, width=96, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
                          stem_width=32),
