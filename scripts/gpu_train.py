@@ -91,9 +91,12 @@ def cmd_pack(a: argparse.Namespace) -> int:
     else:
         budget = int(min(40 * MiB, TRAVEL_LIMIT - RESERVE - tree))
         if budget < HUMAN_PACK:
+            unfinished = sorted(str(q.relative_to(ROOT)) for q in (ROOT / "train/checkpoints").glob("*/last.pt"))
             print(f"warning: the working tree takes {tree / MiB:.1f} MiB, which leaves the pack "
                   f"{budget / MiB:.1f} MiB: too little for every human face "
-                  f"({HUMAN_PACK / MiB:.1f} MiB)", file=sys.stderr)
+                  f"({HUMAN_PACK / MiB:.1f} MiB)" +
+                  (f"; move {', '.join(unfinished)} (unfinished runs) out of the tree until the "
+                   "GPU run is back" if unfinished else ""), file=sys.stderr)
         if budget < MiB:
             print(f"error: the working tree takes {tree / MiB:.1f} MiB; too little of the 64 MiB "
                   f"is left for a pack", file=sys.stderr)

@@ -109,3 +109,19 @@ def test_the_tree_leaves_the_pack_room_for_every_human_face():
              if n and not (n.startswith("train/checkpoints/") and n.endswith("/last.pt"))]
     tree = sum((ROOT / n).stat().st_size for n in names if (ROOT / n).is_file())
     assert tree + RESERVE + HUMAN_PACK <= TRAVEL_LIMIT, f"the tracked tree takes {tree / 2**20:.1f} MiB"
+
+
+def test_pack_names_the_unfinished_runs_that_take_its_room(tmp_path, monkeypatch, capsys):
+    """A tree too full for the pack: the warning names each unfinished run's `last.pt` to move
+    out while the GPU runs (and with under 1 MiB left, nothing is packed)."""
+    from scripts import gpu_train
+
+    (tmp_path / "train/checkpoints/rt-x").mkdir(parents=True)
+    (tmp_path / "train/checkpoints/rt-x/last.pt").write_bytes(b"")
+    monkeypatch.setattr(gpu_train, "ROOT", tmp_path)
+    monkeypatch.setattr(gpu_train, "travelling_bytes",
+                        lambda root, leave_out=None: gpu_train.TRAVEL_LIMIT - gpu_train.RESERVE - 2**19)
+    assert gpu_train.main(["pack", "--out", str(tmp_path / "pack")]) == 2
+    err = capsys.readouterr().err
+    assert "(28.2 MiB); move train/checkpoints/rt-x/last.pt (unfinished runs) out of the tree" in err
+    assert "error: the working tree takes" in err and not (tmp_path / "pack").exists()
