@@ -61,6 +61,9 @@ RESERVE = 5 * MiB  # kept free beside tree and pack (untracked files made before
 #: What the 2,008 human 300-W training faces take in a pack (320 px, quality 75: 28.14 MiB
 #: measured): the tree must leave at least this much, or the pack drops human faces.
 HUMAN_PACK = 28.2 * MiB
+# an unfinished run's checkpoint, committed until the run ends (README, "Runs longer than one
+# sitting"): it travels too, and takes the pack's room meanwhile
+UNFINISHED_RUNS = "train/checkpoints/*/last.pt"
 
 
 def travelling_bytes(root: Path, leave_out: Path | None = None) -> int | None:
@@ -91,7 +94,7 @@ def cmd_pack(a: argparse.Namespace) -> int:
     else:
         budget = int(min(40 * MiB, TRAVEL_LIMIT - RESERVE - tree))
         if budget < HUMAN_PACK:
-            unfinished = sorted(str(q.relative_to(ROOT)) for q in (ROOT / "train/checkpoints").glob("*/last.pt"))
+            unfinished = sorted(str(q.relative_to(ROOT)) for q in ROOT.glob(UNFINISHED_RUNS))
             print(f"warning: the working tree takes {tree / MiB:.1f} MiB, which leaves the pack "
                   f"{budget / MiB:.1f} MiB: too little for every human face "
                   f"({HUMAN_PACK / MiB:.1f} MiB)" +

@@ -199,8 +199,8 @@ class Trainer:
         validation)."""
         d = self.dist
         with torch.no_grad():
-            x_t = resample(to_tensor(imgs, self.teacher.config), self.teacher.config.input_hw[0])
-            hm_t = self.teacher(x_t.to(d.device))
+            x_t = to_tensor(imgs, self.teacher.config).to(d.device)
+            hm_t = self.teacher(resample(x_t, self.teacher.config.input_hw[0]))
             target = student_targets(hm_t, self.teacher_codec, self.codec)
         ones = torch.ones(len(imgs), device=d.device)
         total = global_batch / d.world if d.parallel else None
