@@ -196,7 +196,7 @@ class Trainer:
         (every face weighs 1: the teacher is as good on photos as on the human-labelled ones).
         A teacher with another input size sees the crops resampled to it (`resample`: a 128-px
         teacher scores the same on 112-px crops grown to 128 as on its own, 3.50 % on
-        validation)."""
+        validation: `docs/results/rt-xl/on_168_cache/`)."""
         d = self.dist
         with torch.no_grad():
             x_t = to_tensor(imgs, self.teacher.config).to(d.device)
