@@ -1,5 +1,5 @@
 """Train the paper model (fan2-256) on the GPU machine in one ten-minute command, distil the
-real-time default model (rt-l-112) from it, and bring the weights back in pieces that fit its 16 MB a file.
+tracker's default model from it, and bring the weights back in pieces that fit its 16 MB a file.
 
 Three steps (`train.pack`, `train.sprint`, `train.checkpoint`):
 
@@ -23,8 +23,8 @@ Three steps (`train.pack`, `train.sprint`, `train.checkpoint`):
    Time plan (600 s): ~15 s start-up (imports, CUDA, the pack decoded into GPU memory);
    330 s teacher (Siamese loss, bf16, channels-last, 128 faces x 2 branches a step, Adam
    1e-3 with warm-up and a cosine over the 330 s, validation every minute); ~5 s to write and
-   score its fp16 pieces; 150 s distilling rt-l-112 from it (warm start from tracker/models/rt-l-112.pt,
-   256 faces a step); done at ~8.4 min. `--deadline-minutes 9` (the default) shortens the
+   score its fp16 pieces; 150 s distilling the default model from it (warm start from its bundled
+   .pt, 256 faces a step); done at ~8.4 min. `--deadline-minutes 9` (the default) shortens the
    phases if start-up runs long, so the command ends inside its limit; `--l2` trains with the
    plain L2 loss instead (about twice the faces a second). The teacher's pieces are written
    before distillation starts, so a run cut short still returns them. $OUT gets 6 files:
@@ -38,8 +38,8 @@ Three steps (`train.pack`, `train.sprint`, `train.checkpoint`):
        .venv/bin/python scripts/ship_model.py runs/gpu/fan2-256/best.pt --name fan2-256
        .venv/bin/python scripts/calibrate_offsets.py tracker/models/fan2-256.pt --write
 
-   student.pt loads as it is (`scripts/ship_model.py <files_at>/student.pt --name rt-l-112`, then
-   its offsets the same way).
+   student.pt loads as it is (`scripts/ship_model.py <files_at>/student.pt --name NAME`, the
+   default's name, then its offsets the same way).
 """
 from __future__ import annotations
 
@@ -168,6 +168,7 @@ def cmd_reassemble(a: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from tracker.core.model_config import PRESETS
+    from tracker.core.modelfile import DEFAULT_MODEL
 
     ap = argparse.ArgumentParser(prog="scripts/gpu_train.py", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -194,8 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--distil-minutes", type=float, default=2.5)
     t.add_argument("--deadline-minutes", type=float, default=9.0,
                    help="the whole run, start-up included, ends inside this")
-    t.add_argument("--student", default="rt-l-112", choices=[n for n in PRESETS if n != "fan2-256"])
-    t.add_argument("--student-init", default="tracker/models/rt-l-112.pt",
+    t.add_argument("--student", default=DEFAULT_MODEL, choices=[n for n in PRESETS if n != "fan2-256"])
+    t.add_argument("--student-init", default=f"tracker/models/{DEFAULT_MODEL}.pt",
                    help="warm start of the student ('none' for none)")
     t.add_argument("--l2", action="store_true", help="plain L2 instead of the Siamese loss")
     t.add_argument("--batch", type=int, default=128)

@@ -4,8 +4,8 @@ A model is a lineage of runs, each warm-started from the one before (`init`); a 
 `metrics.csv` (one row per epoch, written by `train.loop`) with its config beside it
 (`config.json`, or `<stage>_config.json` beside `<stage>_metrics.csv`). An epoch's time is its
 faces (`samples_per_epoch`) over the faces per second the log has for it (training steps only:
-validation adds a few seconds an epoch), so hours are those of the machine the run had, shared or
-not, as the log measured them.
+validation and checkpoints add about 20 s an epoch on the 2-core CPU, uncounted), so hours are
+those of the machine the run had, shared or not, as its log measured them.
 
     python scripts/training_curves.py                       # the bundled models and rt-sep
     python scripts/training_curves.py --lineage NAME=RUN_DIR_OR_CSV[,...] ...

@@ -1,6 +1,6 @@
 """A training run for a wall-clock budget on one accelerator (the GPU machine's ten minutes):
 the paper model (fan2-256) trained from a pack (`train.pack`) decoded once into device memory,
-then a real-time student (by default the bundled default model, rt-l-112) distilled from it.
+then a real-time student (by default the tracker's default model, `DEFAULT_MODEL`) distilled from it.
 
 Every step runs on the device: faces drawn with `train.sampling`'s weights
 (`train.device_data`), augmented by `train.gpu_augment` (the augmentation of
@@ -38,6 +38,7 @@ from tracker.core import codec_torch
 from tracker.core.codec import HeatmapCodec
 from tracker.core.model import FAN
 from tracker.core.model_config import PRESETS, ModelConfig
+from tracker.core.modelfile import DEFAULT_MODEL
 from train import checkpoint
 from train.affine import apply, compose, invert
 from train.augment import AugmentConfig
@@ -58,10 +59,10 @@ class SprintConfig:
     distil_minutes: float = 2.5  # student; 0 skips it
     deadline_minutes: float = 9.0  # the whole run, start-up included
     teacher: str = "fan2-256"
-    student: str = "rt-l-112"
+    student: str = DEFAULT_MODEL
     teacher_model: dict | None = None  # ModelConfig fields replacing the preset's (tests)
     student_model: dict | None = None
-    student_init: str | None = "tracker/models/rt-l-112.pt"  # warm start (relative to the repo)
+    student_init: str | None = f"tracker/models/{DEFAULT_MODEL}.pt"  # warm start (relative to the repo)
     siamese: bool = True  # the paper's loss; plain L2 when False
     batch: int = 128  # faces a step (a Siamese step runs two images of each)
     student_batch: int = 256
