@@ -23,14 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.machine import cpu_name  # noqa: E402
-
 _RT_M = ["docs/results/train_rt-m/stage1_metrics.csv", "docs/results/train_rt-m/stage2_metrics.csv",
          "docs/results/train_rt-m/stage3_metrics.csv", "docs/results/train_rt-m/stage4_metrics.csv",
          "train/checkpoints/rt-m-stage5"]
 _RT_L = _RT_M + ["train/checkpoints/rt-l", "train/checkpoints/rt-l-stage2"]
-# The runs behind each bundled model (and the run in progress), in order; the model card tells
-# the same story in words.
+# The runs behind each bundled model (and rt-sep, the candidate default), in order; the model
+# card tells the same story in words.
 LINEAGES = {
     "rt-m": _RT_M,
     "rt-l": _RT_L,
@@ -53,7 +51,7 @@ def run_files(run: str | Path) -> tuple[Path, Path]:
 
 
 def read_run(run: str | Path) -> dict:
-    """One run's epochs: {"run", "epochs": [{"epoch", "lr", "hours", "val_nme", "val_median"}]}
+    """One run's epochs: {"run", "epochs": [{"epoch", "hours", "val_nme", "val_median"}]}
     (hours: this epoch's own training time)."""
     metrics, config = run_files(run)
     if not metrics.is_file() or not config.is_file():
@@ -61,8 +59,7 @@ def read_run(run: str | Path) -> dict:
     per_epoch = json.loads(config.read_text())["samples_per_epoch"]
     epochs = []
     for row in csv.DictReader(metrics.open()):
-        epochs.append({"epoch": int(row["epoch"]), "lr": float(row["lr"]),
-                       "hours": per_epoch / float(row["faces_per_s"]) / 3600,
+        epochs.append({"epoch": int(row["epoch"]), "hours": per_epoch / float(row["faces_per_s"]) / 3600,
                        "val_nme": float(row["val_nme"]), "val_median": float(row["val_median"])})
     return {"run": str(run), "faces_per_epoch": per_epoch, "epochs": epochs}
 
@@ -80,7 +77,7 @@ def lineage_curve(runs: list[dict]) -> dict:
     last = runs[-1]["epochs"]
     best = min(last, key=lambda e: e["val_nme"])
     return {"hours": hours, "val_nme": nme, "total_hours": t, "faces_seen": faces,
-            "epochs": sum(len(r["epochs"]) for r in runs),
+            "epochs": len(hours),
             "best_last_run": {"epoch": best["epoch"], "val_nme": best["val_nme"], "val_median": best["val_median"]}}
 
 
@@ -129,10 +126,10 @@ def main(argv=None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     plot(curves, a.out / "training_curves.png", tuple(a.ylim))
     (a.out / "training_curves.json").write_text(json.dumps(
-        {"lineages": lineages, "curves": curves, "cpu": cpu_name()}, indent=1) + "\n")
+        {"lineages": lineages, "curves": curves}, indent=1) + "\n")
     lines = ["# Training curves", "",
-             f"`python scripts/training_curves.py` (from the runs' logs; the runs were on {cpu_name()}, "
-             "2 cores, often shared). Hours: each epoch's faces over its logged training rate, summed over "
+             "`python scripts/training_curves.py` (from the runs' logs, which do not name a machine: all "
+             "ran on this project's 2-core AMD EPYC VM, often shared). Hours: each epoch's faces over its logged training rate, summed over "
              "the warm-started runs behind the model; best: the last run's best validation epoch.", "",
              "| model | runs | epochs | faces seen (k) | training hours | best val NME % | its median % |",
              "|---|---:|---:|---:|---:|---:|---:|"]
