@@ -14,7 +14,7 @@ left out of every range is exactly a channel whose scales are zero: such a model
 without changing its output (the test). One loss is not exact: when the new width equals the
 stem's (2 x stem_width, as rt-s), the stem's last block has no projection on its skip any more.
 
-Widening (`widen`, the same command with a wider preset) is exact: each range's old channels
+Widening (`widen`, the same command with a wider preset; full or depthwise-separable blocks) is exact: each range's old channels
 keep their weights at the start of the new range, and every weight that reads a new channel is
 zero, so the wider model computes what the old one did. The new channels themselves keep their
 random initialisation and are alive (a dead ReLU channel would never get a gradient), so the
@@ -61,9 +61,8 @@ def paired_blocks(net: FAN, new: FAN):
 
 
 def _check_width_only(old: ModelConfig, new: ModelConfig, wider: bool) -> None:
-    if old.block != "hierarchical" or new.block != "hierarchical":
-        raise ValueError(f"{'widening' if wider else 'pruning'} knows the full hierarchical block only, "
-                         f"not {old.block} -> {new.block}")
+    if not wider and (old.block != "hierarchical" or new.block != "hierarchical"):
+        raise ValueError(f"pruning knows the full hierarchical block only, not {old.block} -> {new.block}")
     if {**old.to_dict(), "width": new.width} != new.to_dict():
         raise ValueError(f"{'widening' if wider else 'pruning'} changes the width only: {old} -> {new}")
     if (new.width < old.width if wider else new.width > old.width) or new.width % 4:
@@ -168,15 +167,27 @@ def _put_bn(bn: nn.BatchNorm2d, idx: torch.Tensor, into: nn.BatchNorm2d) -> None
         getattr(into, name).data[idx] = getattr(bn, name).detach()
 
 
+def _put_depthwise(conv: nn.Conv2d, idx: torch.Tensor, into: nn.Conv2d) -> None:
+    """A depthwise convolution's kernels into channels `idx` of the wider `into` (its new
+    channels, which read only new inputs, keep their init)."""
+    into.weight.data[idx] = conv.weight.detach()
+
+
 def _put_block(old: HierarchicalBlock, new: HierarchicalBlock, stream: torch.Tensor,
                in_idx: torch.Tensor) -> None:
-    """`stream`: where each old output channel goes; `in_idx`: where each old input went."""
-    c = old.c1[0].out_channels * 2
+    """`stream`: where each old output channel goes; `in_idx`: where each old input went. A
+    depthwise-separable range (`tracker.core.model._separable`: depthwise conv-BN-ReLU, then
+    pointwise conv-BN-ReLU) keeps its depthwise kernels on its old input channels; its
+    pointwise convolution is widened as a full one is."""
+    c = old.c1[-3].out_channels * 2
     a, b, cc = (torch.arange(hi - lo) for lo, hi in _ranges(c))  # each range's start
     for cbr_old, cbr_new, out_idx, inp in ((old.c1, new.c1, a, in_idx), (old.c2, new.c2, b, a),
                                            (old.c3, new.c3, cc, b)):
-        _put_conv(cbr_old[0], out_idx, inp, cbr_new[0])
-        _put_bn(cbr_old[1], out_idx, cbr_new[1])
+        if len(cbr_old) == 6:  # separable
+            _put_depthwise(cbr_old[0], inp, cbr_new[0])
+            _put_bn(cbr_old[1], inp, cbr_new[1])
+        _put_conv(cbr_old[-3], out_idx, inp, cbr_new[-3])
+        _put_bn(cbr_old[-2], out_idx, cbr_new[-2])
     if not isinstance(old.skip, nn.Identity):
         _put_conv(old.skip[0], stream, in_idx, new.skip[0])
         _put_bn(old.skip[1], stream, new.skip[1])

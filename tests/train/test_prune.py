@@ -89,11 +89,12 @@ def test_the_bundled_rt_m_prunes_to_rt_s_and_loads_as_init(tmp_path):
     assert report.endswith(f"{n} of {n} tensors")  # every tensor of rt-s comes from rt-m
 
 
-@pytest.mark.parametrize("stacks", [1, 2])
-def test_widening_keeps_the_output_and_the_new_channels_learn(stacks):
+@pytest.mark.parametrize("stacks, block", [(1, "hierarchical"), (2, "hierarchical"), (1, "separable")])
+def test_widening_keeps_the_output_and_the_new_channels_learn(stacks, block):
     from train.prune import widen
 
-    cfg = ModelConfig(stacks=stacks, width=16, depth=2, input_hw=(32, 32), heatmap_hw=(8, 8), stem_width=4)
+    cfg = ModelConfig(stacks=stacks, width=16, depth=2, input_hw=(32, 32), heatmap_hw=(8, 8), stem_width=4,
+                      block=block)
     torch.manual_seed(1)
     net = FAN(cfg).eval()
     for m in net.modules():  # random statistics and scales, as a trained model has
