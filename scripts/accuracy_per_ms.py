@@ -4,8 +4,8 @@ tracker cuts them) and with the per-point offsets each model would ship with (it
 on the human training faces, `scripts/calibrate_offsets.py`), beside onnxruntime's batch-1
 latency with 1 and 2 threads.
 
-    python scripts/accuracy_per_ms.py tracker/models/rt-xl.pt tracker/models/rt-l.pt \\
-        tracker/models/rt-l-112.pt tracker/models/rt-m.pt
+    python scripts/accuracy_per_ms.py tracker/models/rt-xl.pt tracker/models/rt-sep-112.pt \\
+        tracker/models/rt-sep.pt tracker/models/rt-m.pt
 
 Each model is scored on the same faces (the validation split of `train.sampling.split` with
 the default `TrainConfig`: 8 % of the human identity groups), cut from the crop cache of its

@@ -27,7 +27,7 @@ _RT_M = ["docs/results/train_rt-m/stage1_metrics.csv", "docs/results/train_rt-m/
          "docs/results/train_rt-m/stage3_metrics.csv", "docs/results/train_rt-m/stage4_metrics.csv",
          "train/checkpoints/rt-m-stage5"]
 _RT_L = _RT_M + ["train/checkpoints/rt-l", "train/checkpoints/rt-l-stage2"]
-# The runs behind each bundled model (and rt-l, which left the bundle), in order; the model
+# The runs behind each bundled model (and rt-l and rt-l-112, which left the bundle), in order; the model
 # card tells the same story in words.
 LINEAGES = {
     "rt-m": _RT_M,
@@ -35,6 +35,7 @@ LINEAGES = {
     "rt-l-112": _RT_L + ["train/checkpoints/rt-l-112"],
     "rt-xl": _RT_L + ["train/checkpoints/rt-xl"],
     "rt-sep": ["train/checkpoints/rt-sep"],
+    "rt-sep-112": ["train/checkpoints/rt-sep", "train/checkpoints/rt-sep-112"],
 }
 
 

@@ -108,12 +108,10 @@ PRESETS = {
     # shapes, so it is fine-tuned from them, at about three quarters of rt-sep's MACs.
     "rt-sep-112": ModelConfig(stacks=1, width=256, depth=3, input_hw=(112, 112),
                               heatmap_hw=(28, 28), stem_width=32, block="separable"),
-    # rt-sep widened exactly to 320 channels (`python -m train.prune ... --preset rt-sep-l`), and
-    # the same on 112 px: about rt-l-112's latency on this CPU.
-    "rt-sep-l": ModelConfig(stacks=1, width=320, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
-                            stem_width=32, block="separable"),
-    "rt-sep-l-112": ModelConfig(stacks=1, width=320, depth=3, input_hw=(112, 112),
-                                heatmap_hw=(28, 28), stem_width=32, block="separable"),
+    # rt-sep widened exactly to 384 channels (`python -m train.prune tracker/models/rt-sep.pt
+    # --preset rt-sep-xl`): 0.60 GMACs, about two thirds of rt-xl's latency on this CPU.
+    "rt-sep-xl": ModelConfig(stacks=1, width=384, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
+                             stem_width=32, block="separable"),
     # The accurate CPU preset: rt-m with a second stack (intermediate supervision, as FAN).
     "rt-m2": ModelConfig(stacks=2, width=96, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
                          stem_width=32),

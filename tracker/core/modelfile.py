@@ -29,7 +29,7 @@ METADATA_KEY = "tracker.model_info"
 INPUT_NAME = "input"
 OUTPUT_NAME = "heatmaps"
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-DEFAULT_MODEL = "rt-l-112"
+DEFAULT_MODEL = "rt-sep"
 
 
 @dataclass(frozen=True)
@@ -148,8 +148,8 @@ def default_model_path(suffix: str = ".onnx") -> Path:
 
 
 def bundled_models(suffix: str = ".onnx") -> list[Path]:
-    """The bundled models' files of that kind, by name (`--model NAME` loads one)."""
-    return sorted(MODELS_DIR.glob(f"*{suffix}"))
+    """The bundled models' files of that kind, sorted by name (`--model NAME` loads one)."""
+    return sorted(MODELS_DIR.glob(f"*{suffix}"), key=lambda p: p.name[:-len(suffix)])
 
 
 class ModelFileError(ValueError):

@@ -140,8 +140,8 @@ def test_normalise_shape_dtype_and_values():
 
 def test_default_model_path():
     p = default_model_path()
-    assert p.name == "rt-l-112.onnx" and p.parent.name == "models" and p.parent.parent.name == "tracker"
-    assert default_model_path(".pt").name == "rt-l-112.pt"
+    assert p.name == "rt-sep.onnx" and p.parent.name == "models" and p.parent.parent.name == "tracker"
+    assert default_model_path(".pt").name == "rt-sep.pt"
 
 
 # --- ONNX ---------------------------------------------------------------------------------------
@@ -397,4 +397,4 @@ def test_the_bundled_model_holds_only_tensors_and_plain_data():
     assert set(ck) == {"model_info", "state_dict"} and isinstance(ck["model_info"], str)
     assert all(isinstance(v, torch.Tensor) for v in ck["state_dict"].values())
     net, info = load_torch(path)
-    assert info.name == "rt-l-112" and info == read_onnx_info(path.with_suffix(".onnx"))
+    assert info.name == "rt-sep" and info == read_onnx_info(path.with_suffix(".onnx"))
