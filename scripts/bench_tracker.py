@@ -474,7 +474,17 @@ def write_md(report: dict, path: Path) -> None:
 
 # -- main ------------------------------------------------------------------------------------------
 def training_running() -> bool:
-    return subprocess.run(["pgrep", "-f", "python -m train"], capture_output=True).returncode == 0
+    """Whether a training job (`python -m train`) is running; one stopped with SIGSTOP (state T,
+    as while a benchmark runs on an otherwise idle machine) does not count."""
+    pids = subprocess.run(["pgrep", "-f", "python -m train"], capture_output=True, text=True).stdout.split()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("T", "t"):
+            return True
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:
