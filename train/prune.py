@@ -14,11 +14,12 @@ left out of every range is exactly a channel whose scales are zero: such a model
 without changing its output (the test). One loss is not exact: when the new width equals the
 stem's (2 x stem_width, as rt-s), the stem's last block has no projection on its skip any more.
 
-Widening (`widen`, the same command with a wider preset; full or depthwise-separable blocks) is exact: each range's old channels
-keep their weights at the start of the new range, and every weight that reads a new channel is
-zero, so the wider model computes what the old one did. The new channels themselves keep their
-random initialisation and are alive (a dead ReLU channel would never get a gradient), so the
-zero weights reading them get gradients from the first step and the model grows into its width.
+Widening (`widen`, the same command with a wider preset; full or depthwise-separable blocks) is
+exact: each range's old channels keep their weights at the start of the new range, and every
+weight that reads a new channel is zero, so the wider model computes what the old one did. The
+new channels themselves keep their random initialisation and are alive (a dead ReLU channel
+would never get a gradient), so the zero weights reading them get gradients from the first step
+and the model grows into its width.
 """
 from __future__ import annotations
 
@@ -183,7 +184,7 @@ def _put_block(old: HierarchicalBlock, new: HierarchicalBlock, stream: torch.Ten
     a, b, cc = (torch.arange(hi - lo) for lo, hi in _ranges(c))  # each range's start
     for cbr_old, cbr_new, out_idx, inp in ((old.c1, new.c1, a, in_idx), (old.c2, new.c2, b, a),
                                            (old.c3, new.c3, cc, b)):
-        if len(cbr_old) == 6:  # separable
+        if cbr_old[0].groups > 1:  # depthwise-separable
             _put_depthwise(cbr_old[0], inp, cbr_new[0])
             _put_bn(cbr_old[1], inp, cbr_new[1])
         _put_conv(cbr_old[-3], out_idx, inp, cbr_new[-3])

@@ -149,7 +149,7 @@ def default_model_path(suffix: str = ".onnx") -> Path:
 
 def bundled_models(suffix: str = ".onnx") -> list[Path]:
     """The bundled models' files of that kind, sorted by name (`--model NAME` loads one)."""
-    return sorted(MODELS_DIR.glob(f"*{suffix}"), key=lambda p: p.name[:-len(suffix)])
+    return sorted(MODELS_DIR.glob(f"*{suffix}"), key=lambda p: p.stem)
 
 
 class ModelFileError(ValueError):
