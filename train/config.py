@@ -40,6 +40,11 @@ class TrainConfig:
     augment: dict = field(default_factory=dict)  # train.augment.AugmentConfig fields to override
     val_fraction: float = 0.08  # of the human identity groups, held out
     init: str | None = None  # a checkpoint whose weights start the run (fine-tuning); not its optimiser
+    # Weight averaging (SWA): from this epoch on (1-based), the weights at each epoch's end join
+    # a running mean, whose batch-norm statistics are recomputed on `average_bn_batches`
+    # augmented training batches before it is validated and written as average.pt.
+    average_from: int | None = None
+    average_bn_batches: int = 64
     seed: int = 0
     threads: int = 2
     checkpoint_every: int = 50  # steps
@@ -58,6 +63,10 @@ class TrainConfig:
         if self.siamese and (self.loss != "l2" or self.distil_from):
             raise ValueError("the Siamese loss is an L2 on the warped-back sum: no other loss, "
                              "no distillation with it")
+        if self.average_from is not None and not 1 <= self.average_from <= self.epochs:
+            raise ValueError(f"average_from {self.average_from}: an epoch of 1..{self.epochs}")
+        if self.average_bn_batches < 1:
+            raise ValueError("average_bn_batches must be positive")
         if self.batch < 1 or self.epochs < 1 or self.samples_per_epoch < self.batch:
             raise ValueError("batch, epochs and samples_per_epoch must be positive, "
                              "samples_per_epoch >= batch")

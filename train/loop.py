@@ -5,7 +5,11 @@
 A run lives in one folder: config.json, metrics.csv (one row per epoch), last.pt (model,
 optimiser, schedule, epoch, step and random state, written every `checkpoint_every` steps and
 at each epoch's end) and best.pt (lowest validation NME). Starting a run whose folder holds a
-last.pt resumes it where it stopped.
+last.pt resumes it where it stopped. With `average_from` (`train.averaging`), last.pt also
+holds the running mean of the weights, average.pt the mean with its batch-norm statistics
+(written at each epoch's end from then on), and metrics.csv its validation in `avg_` columns;
+the batches that recompute those statistics come from a stream of their own, so averaging
+leaves the run's weights as they would have been without it.
 
 Data parallelism (`train.distributed`, under torchrun): every step's global batch of
 `cfg.batch` faces is drawn by every rank from the same stream (`batch_rng`, seeded alike) and
@@ -31,7 +35,7 @@ from tracker.core.codec import HeatmapCodec
 from tracker.core.geometry import apply
 from tracker.core.model import FAN
 from tracker.core.model_config import PRESETS, ModelConfig
-from train import checkpoint
+from train import averaging, checkpoint
 from train.augment import AugmentConfig, augment_batch, canonical_transform
 from train.cache import Cache, check_fits
 from train.config import TrainConfig
@@ -48,7 +52,7 @@ from train.targets import (
     to_tensor,
     unmirror,
 )
-from train.validation import validate
+from train.validation import summarise, validate
 
 __all__ = ["Trainer", "split"]  # `split` stays importable from here (scripts/score_separation.py)
 
@@ -100,6 +104,7 @@ class Trainer:
             self.rng = np.random.default_rng(cfg.seed)
         self.aug = AugmentConfig(**cfg.augment)
         self.epoch, self.step_in_epoch, self.best = 0, 0, float("inf")
+        self.mean, self.n_averaged = None, 0  # the running mean of the weights (`average_from`)
         last = self.out / "last.pt"
         state = dist.broadcast(checkpoint.load(last) if dist.is_main and last.exists() else None)
         if state is not None:
@@ -137,7 +142,7 @@ class Trainer:
                 "step_in_epoch": self.step_in_epoch, "best": self.best,
                 "rng": self.batch_rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                 "model_config": self.mc.to_dict(), "codec": self.codec.to_dict(),
-                "train_config": asdict(self.cfg)}
+                "train_config": asdict(self.cfg), "mean": self.mean, "n_averaged": self.n_averaged}
 
     def _save_last(self) -> None:
         """last.pt, by rank 0; under DDP with every rank's augmentation stream (a collective:
@@ -158,6 +163,7 @@ class Trainer:
         self.sched.milestones = Counter(self.cfg.milestones)
         self.sched.gamma = self.cfg.gamma
         self.epoch, self.step_in_epoch, self.best = s["epoch"], s["step_in_epoch"], s["best"]
+        self.mean, self.n_averaged = s.get("mean"), s.get("n_averaged", 0)
         self.batch_rng.bit_generator.state = s["rng"]
         if self.dist.parallel:
             own = s.get("rank_rngs")
@@ -228,6 +234,33 @@ class Trainer:
         return validate(self.model, self.codec, self.cache, self.val_idx if idx is None else idx,
                         upright=self.aug.upright)
 
+    # -- weight averaging ---------------------------------------------------------------------
+    def _bn_batches(self):
+        """`average_bn_batches` augmented training batches (network inputs), drawn and augmented
+        from a stream seeded by the run's seed and epoch, apart from the training streams."""
+        rng = np.random.default_rng([self.cfg.seed, 0x5A, self.epoch])
+        for _ in range(self.cfg.average_bn_batches):
+            idx = draw_batch(rng, self.train_idx, self.p, self.cfg.batch)
+            imgs, _, _ = augment_batch(rng, self.cache, idx, self.aug, self.mc.input_hw[0])
+            yield to_tensor(imgs, self.mc)
+
+    def _average(self) -> dict:
+        """Fold this epoch's weights into the mean, write average.pt and return its validation
+        metrics as `avg_` columns (NaN before `average_from`). Rank 0 only."""
+        cfg = self.cfg
+        if cfg.average_from is None:
+            return {}
+        if self.epoch + 1 < cfg.average_from:
+            return {f"avg_{k}": v for k, v in summarise(np.zeros(0)).items()}
+        self.mean = averaging.fold_in(self.mean, self.n_averaged, self.model)
+        self.n_averaged += 1
+        net = averaging.averaged_model(self.model, self.mean, self._bn_batches())
+        metrics = validate(net, self.codec, self.cache, self.val_idx, upright=self.aug.upright)
+        state = dict(self._state(), model={k: v.cpu() for k, v in net.state_dict().items()},
+                     epoch=self.epoch + 1, best=metrics["val_nme"])
+        checkpoint.save_best(state, self.out / "average.pt")
+        return {f"avg_{k}": v for k, v in metrics.items()}
+
     # -- the loop -----------------------------------------------------------------------------
     def fit(self, max_seconds: float | None = None) -> Path:
         """Train until `cfg.epochs` or `max_seconds` (rank 0's clock and limit decide for every
@@ -255,6 +288,7 @@ class Trainer:
                    "loss": float(np.mean(losses)) if losses else float("nan"),
                    "faces_per_s": len(losses) * cfg.batch / max(time.time() - t0, 1e-9)}
             row.update(self.dist.broadcast(self.validate() if main else None))
+            row.update(self.dist.broadcast(self._average() if main else None))
             self.epoch += 1
             self.step_in_epoch = 0
             self.sched.step()

@@ -137,3 +137,41 @@ def test_distillation_refuses_what_it_cannot_teach(tmp_path, fixture_cache):
     Trainer(_cfg(tmp_path, out=str(tmp_path / "teacher")), fixture_cache, oblong)._save_last()
     with pytest.raises(ValueError, match="not square"):
         Trainer(_cfg(tmp_path, distil_from=str(tmp_path / "teacher" / "last.pt")), fixture_cache, TINY)
+
+
+def test_weight_averaging_is_the_mean_of_the_epochs_weights(tmp_path, fixture_cache):
+    """average.pt holds the mean of the weights at the ends of epochs 2 and 3 (batch-norm
+    statistics recomputed), the run's own weights are those of a run without averaging, and a
+    resume mid-run carries the mean on."""
+    from train.averaging import parameters
+    from train.checkpoint import load
+
+    plain = Trainer(_cfg(tmp_path / "plain", epochs=3), fixture_cache, TINY)
+    ends = []
+    while plain.epoch < 3:
+        plain.cfg = replace(plain.cfg, epochs=plain.epoch + 1)
+        plain.fit()
+        ends.append(parameters(plain.model))
+    cfg = _cfg(tmp_path / "avg", epochs=3, average_from=2, average_bn_batches=2)
+    tr = Trainer(replace(cfg, epochs=2), fixture_cache, TINY)
+    tr.fit()  # stop after epoch 2, then resume with the full schedule
+    tr = Trainer(cfg, fixture_cache, TINY)
+    assert tr.n_averaged == 1
+    tr.fit()
+    for k, v in parameters(tr.model).items():
+        assert torch.equal(v, ends[2][k])  # averaging does not touch the training
+    avg = load(tmp_path / "avg" / "run" / "average.pt")
+    assert avg["epoch"] == 3 and tr.n_averaged == 2
+    for k, v in avg["model"].items():
+        if k in ends[2]:
+            torch.testing.assert_close(v, (ends[1][k] + ends[2][k]) / 2)
+    # batch-norm statistics are the averaged model's own, not the last weights'
+    bn = next(k for k in avg["model"] if k.endswith("running_mean"))
+    assert not torch.allclose(avg["model"][bn], tr.model.state_dict()[bn])
+    rows = (tmp_path / "avg" / "run" / "metrics.csv").read_text().strip().splitlines()
+    head = rows[0].split(",")
+    nme_col = head.index("avg_val_nme")
+    assert [r.split(",")[nme_col] for r in rows[1:]][0] == "nan"
+    assert float(rows[3].split(",")[nme_col]) == pytest.approx(avg["best"])
+    with pytest.raises(ValueError, match="average_from 4"):
+        _cfg(tmp_path, epochs=3, average_from=4)
