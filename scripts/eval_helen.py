@@ -106,6 +106,21 @@ def table(rows: list[dict], kind: str = "io") -> str:
     return "\n".join(lines)
 
 
+def parts_table(rows: list[dict]) -> str:
+    """Markdown table of each row's mean NME per part of the markup over the faces it found
+    (`aggregate_images`' "parts"), the jaw's split along and across its line beside it."""
+    rows = [r for r in rows if r.get("parts")]
+    if not rows:
+        return "(no row has part errors: rerun its method)"
+    keys = list(rows[0]["parts"])
+    head = [k.split(":")[1].replace("_", " ") if k.startswith("part:") else k for k in keys]
+    lines = ["| method | faces found | " + " | ".join(head) + " |", "|" + "---|" * (len(keys) + 2)]
+    for r in rows:
+        lines.append(f"| {LABELS.get(r['method'], r['method'])} | {r['faces'] - r['missed']} | "
+                     + " | ".join(f"{r['parts'].get(k, float('nan')) * 100:.2f}" for k in keys) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data", type=Path, help="the helen_testset folder (images + .pts)")
@@ -149,6 +164,11 @@ def main(argv=None) -> int:
     md = [f"# 300-W HELEN test set: {len(records)} human-labelled faces", "",
           "## All 68 points", "", table(ordered), "",
           "## 49 inner points (no jaw, no inner mouth corners)", "", table(ordered, "io49"), "",
+          "## By part, on the faces each method found (mean NME_io %)", "", parts_table(ordered), "",
+          "- Parts are the markup's groups (`tracker.core.landmarks.IBUG68.groups`); `jaw:along` "
+          "and `jaw:across` split the jaw points' error on the labelled jaw line's tangent "
+          "(`tracker.core.metrics.contour_components`): sliding along the line against missing it.",
+          "",
           "- NME: mean point-to-point error / outer-eye-corner distance (points 37 and 46), on "
           "all 68 points and on the 300VW 49-point set (no jaw, no inner mouth corners). AUC and FR at the cut-offs 0.08 and 0.10.",
           "- A face not found by a method's own detector counts as NME 1.0 (a failure) and in "

@@ -51,6 +51,24 @@ def nme(pred: np.ndarray, gt: np.ndarray, norm: str = "inter_ocular",
     return err / normaliser(gt, norm, scheme, mask)
 
 
+def contour_components(pred: np.ndarray, gt: np.ndarray, points: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) mean absolute error along and across an open contour (say the jaw line), in
+    pixels: each point's error split on the ground-truth contour's tangent there (central
+    differences, one-sided at the ends). Along-contour error is where a point slides on the
+    line it should lie on, the markup's spacing convention; across is where the line itself
+    is."""
+    pred = np.asarray(pred, np.float64)[..., list(points), :]
+    gt = np.asarray(gt, np.float64)[..., list(points), :]
+    if pred.shape != gt.shape or len(points) < 2:
+        raise ValueError(f"contour_components: shapes {pred.shape} and {gt.shape}, {len(points)} points")
+    t = np.gradient(gt, axis=-2)
+    t /= np.maximum(np.linalg.norm(t, axis=-1, keepdims=True), 1e-12)
+    r = pred - gt
+    along = np.abs((r * t).sum(-1))
+    across = np.abs(r[..., 0] * t[..., 1] - r[..., 1] * t[..., 0])
+    return along.mean(-1), across.mean(-1)
+
+
 def ced(errors: np.ndarray, cutoff: float, n: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """Cumulative error distribution: (thresholds in [0, cutoff], fraction of faces below)."""
     e = np.sort(np.asarray(errors, np.float64))

@@ -36,7 +36,7 @@ import numpy as np
 
 from tracker.core.geometry import points_box
 from tracker.core.landmarks import INNER49, SCHEMES, LandmarkScheme
-from tracker.core.metrics import auc_fr, nme
+from tracker.core.metrics import auc_fr, contour_components, nme, normaliser
 
 #: NME given to a labelled face the model did not return (a failure at any cut-off).
 MISSED_NME = 1.0
@@ -113,7 +113,10 @@ def face_errors(pred: np.ndarray | None, gt: np.ndarray) -> dict[str, float]:
     """NMEs of one (K, 2) prediction against (K, 2) ground truth; `pred` None = missed face.
 
     Keys: "io" (inter-ocular), "box" (sqrt(w * h) of the ground truth's box), "diag" (its
-    diagonal), and for 68-point faces "io49" (inter-ocular, 49 inner points)."""
+    diagonal), for 68-point faces "io49" (inter-ocular, 49 inner points); and per part of the
+    markup (`LandmarkScheme.groups`), inter-ocular: "part:<group>", and for a markup with a
+    jaw "jaw:along" and "jaw:across" (`contour_components`). A missed face has no part keys:
+    parts describe the faces found (`aggregate_images`' "parts")."""
     gt = np.asarray(gt, np.float64)
     keys = ["io", "box", "diag"] + (["io49"] if len(gt) == 68 else [])
     if pred is None:
@@ -128,6 +131,12 @@ def face_errors(pred: np.ndarray | None, gt: np.ndarray) -> dict[str, float]:
            "diag": nme(p, g, "diagonal", scheme=s)[0]}
     if len(gt) == 68:
         out["io49"] = nme(p, g, "inter_ocular", scheme=s, points=INNER49)[0]
+    for name, points in s.groups.items():
+        out[f"part:{name}"] = nme(p, g, "inter_ocular", scheme=s, points=points)[0]
+    if "jaw" in s.groups:
+        io = normaliser(g, "inter_ocular", s)
+        along, across = contour_components(p, g, s.groups["jaw"])
+        out["jaw:along"], out["jaw:across"] = (along / io)[0], (across / io)[0]
     return {k: float(v) for k, v in out.items()}
 
 
@@ -223,12 +232,15 @@ def score_image(image: str, gts: Sequence[np.ndarray], faces: Sequence[np.ndarra
 
 
 def aggregate_images(rows: Sequence[FaceRow], cutoffs: Sequence[float] = CUTOFFS_IMAGES) -> dict:
-    """{"faces", "missed", "ms_per_face", and per NME kind ("io", "box", "diag", "io49"): a
-    `summarise` block}."""
+    """{"faces", "missed", "ms_per_face", per NME kind ("io", "box", "diag", "io49"): a
+    `summarise` block, and "parts": {part key of `face_errors`: mean over the faces found}}."""
     out: dict = {"faces": len(rows), "missed": int(sum(r.missed for r in rows)),
                  "ms_per_face": float(np.mean([r.ms for r in rows])) if rows else float("nan")}
     kinds = [k for k in ("io", "box", "diag", "io49") if rows and all(k in r.errors for r in rows)]
     for k in kinds:
         out[k] = summarise([r.errors[k] for r in rows], cutoffs)
+    found = [r for r in rows if not r.missed]
+    parts = [k for k in (found[0].errors if found else {}) if ":" in k]
+    out["parts"] = {k: float(np.mean([r.errors[k] for r in found])) for k in parts}
     return out
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tracker.core.landmarks import INNER49
-from tracker.core.metrics import auc_fr, ced, nme, normaliser, plot_ced
+from tracker.core.metrics import auc_fr, ced, contour_components, nme, normaliser, plot_ced
 
 
 def _face():
@@ -115,3 +115,21 @@ def test_plot_ced_writes_a_png(tmp_path):
     plot_ced({"a": g.uniform(0, 0.1, 50), "b": g.uniform(0, 0.05, 50)}, str(path))
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_contour_components_split_an_error_on_the_contours_tangent():
+    """On a circle arc, a point slid along the arc by a small angle errs along, one pushed
+    outwards errs across (up to what the one-sided tangents at the two ends leak, 1.5 %); a
+    straight line's tangent is its direction."""
+    theta = np.linspace(0.2, np.pi - 0.2, 17)
+    gt = np.stack([np.cos(theta), np.sin(theta)], -1)[None] * 100
+    slid = np.stack([np.cos(theta + 0.01), np.sin(theta + 0.01)], -1)[None] * 100
+    out = gt * 1.03
+    along, across = contour_components(slid, gt, tuple(range(17)))
+    assert along[0] == pytest.approx(1.0, abs=1e-3) and across[0] < 0.016
+    along, across = contour_components(out, gt, tuple(range(17)))
+    assert along[0] < 0.032 and across[0] == pytest.approx(3.0, abs=2e-3)
+    line = np.zeros((1, 5, 2))
+    line[0, :, 0] = np.arange(5) * 10.0
+    along, across = contour_components(line + (3.0, 4.0), line, tuple(range(5)))
+    assert (along[0], across[0]) == pytest.approx((3.0, 4.0))

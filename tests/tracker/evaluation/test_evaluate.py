@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tracker.core.datasets import FaceRecord, image_folder, video_clip
+from tracker.core.landmarks import IBUG68
 from tracker.core.pts import read_pts, write_pts
 from tracker.evaluation.images import evaluate_images, image_records
 from tracker.evaluation.report import table_300vw, table_images, write_300vw, write_images
@@ -75,6 +76,18 @@ def test_jaw_only_error_leaves_inner49_untouched():
     row, _ = score_frame("x", 1, [pred], gt)
     assert row.nme49 == 0
     assert row.nme68 == pytest.approx(10 * 17 / 68 / 50)
+    e = face_errors(pred, gt)
+    assert e["part:jaw"] == pytest.approx(10 / 50)
+    assert all(v == 0 for k, v in e.items() if k.startswith("part:") and k != "part:jaw")
+    assert e["jaw:along"] + e["jaw:across"] >= e["part:jaw"] - 1e-12  # |x| + |y| >= |(x, y)|
+
+
+def test_parts_average_over_the_faces_found():
+    gt = face()
+    rows = score_image("a", [gt], [gt + (3.0, 4.0)], "gt-box", 1.0) + score_image("b", [gt], [], "detector", 1.0)
+    parts = aggregate_images(rows)["parts"]
+    assert parts["part:nose"] == pytest.approx(5 / 50)  # the missed face counts in "io", not here
+    assert set(parts) == {f"part:{g}" for g in IBUG68.groups} | {"jaw:along", "jaw:across"}
 
 
 def test_missed_face_is_a_failure_and_counted():
