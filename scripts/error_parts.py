@@ -1,0 +1,86 @@
+"""Where a model errs on the validation faces: NME per part of the markup and the jaw's error
+along and across its line (`tracker.evaluation.scoring.face_errors`).
+
+    python scripts/error_parts.py tracker/models/rt-sep.pt tracker/models/rt-xl.pt
+
+Each model runs on the canonical crops of the held-out human-labelled faces (the identity split
+training holds out; no flip test, no per-point offsets), from the crop cache cut for its input.
+Writes docs/results/error_parts.{md,json} (a run adds or replaces its models' rows). The same
+split on the HELEN test set, beside dlib and mediapipe, is `scripts/eval_helen.py`'s table by
+part.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from scripts.machine import describe  # noqa: E402
+from tracker.core.modelfile import load_torch  # noqa: E402
+from tracker.evaluation.report import jsonable  # noqa: E402
+from tracker.evaluation.scoring import face_errors  # noqa: E402
+from train.cache import Cache, path_for  # noqa: E402
+from train.config import TrainConfig  # noqa: E402
+from train.relabel import predict  # noqa: E402
+from train.sampling import human_split  # noqa: E402
+
+RESULTS = ROOT / "docs" / "results"
+
+
+def measure(model: Path, cache: Cache) -> dict:
+    """{"model", "faces", "nme", "median", "parts": {key: mean}} on the validation faces."""
+    _, val = human_split(cache, TrainConfig())
+    pred = predict([model], cache, val, flip=False)
+    errs = [face_errors(p, t) for p, t in zip(pred, cache.points[val])]
+    io = np.array([e["io"] for e in errs])
+    parts = {k: float(np.mean([e[k] for e in errs])) for k in errs[0] if ":" in k}
+    return {"model": str(model), "faces": len(val), "nme": float(io.mean()),
+            "median": float(np.median(io)), "parts": parts}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", type=Path, nargs="+", help="shipped .pt files or training checkpoints")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    a = ap.parse_args(argv)
+    path = a.out / "error_parts.json"
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    rows = {r["model"]: r for r in old.get("rows", [])}
+    caches: dict[Path, Cache] = {}
+    for model in a.models:
+        _, info = load_torch(model)
+        cache_path = path_for(info.model.input_hw[0])
+        if cache_path not in caches:
+            caches.clear()  # one cache in memory at a time (2 GB each)
+            caches[cache_path] = Cache.load(cache_path)
+        rows[str(model)] = measure(model, caches[cache_path])
+        print(f"{model}: NME {rows[str(model)]['nme'] * 100:.2f} %", file=sys.stderr)
+    doc = {"machine": describe(), "rows": list(rows.values())}
+    a.out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(jsonable(doc), indent=1))
+    keys = list(doc["rows"][0]["parts"])
+    head = [k.split(":")[1].replace("_", " ") if k.startswith("part:") else k for k in keys]
+    lines = ["# Error by part on the validation faces", "",
+             "`python scripts/error_parts.py MODEL ...`: held-out human-labelled 300-W faces "
+             "(identity split), canonical crops, no flip test, no offsets; mean NME_io % per part "
+             "of the markup; `jaw:along` and `jaw:across` split the jaw points' error on the "
+             "labelled jaw line's tangent (`tracker.core.metrics.contour_components`).", "",
+             "| model | faces | NME % | median % | " + " | ".join(head) + " |",
+             "|" + "---|" * (len(keys) + 4)]
+    for r in doc["rows"]:
+        lines.append(f"| {r['model']} | {r['faces']} | {r['nme'] * 100:.2f} | {r['median'] * 100:.2f} | "
+                     + " | ".join(f"{r['parts'][k] * 100:.2f}" for k in keys) + " |")
+    lines += ["", f"Machine: {describe()}.", ""]
+    (a.out / "error_parts.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
