@@ -13,7 +13,7 @@ TINY = dict(width=16, depth=2, stem_width=8)
 
 
 @pytest.mark.parametrize("name", ["rt-s", "rt-m", "rt-m2", "rt-m-160", "rt-l", "rt-l-96", "rt-l-112", "rt-xl",
-                                  "rt-sep", "rt-sep-112", "rt-sep-xl"])
+                                  "rt-sep", "rt-sep-112", "rt-sep-160", "rt-sep-xl"])
 def test_realtime_presets_build_and_run(name):
     cfg = PRESETS[name]
     net = FAN(cfg).eval()
@@ -27,7 +27,8 @@ def test_rt_m_160_takes_rt_ms_weights_as_they_are():
     FAN(PRESETS["rt-m-160"]).load_state_dict(FAN(PRESETS["rt-m"]).state_dict())
 
 
-@pytest.mark.parametrize("name, source", [("rt-l-96", "rt-l"), ("rt-l-112", "rt-l"), ("rt-sep-112", "rt-sep")])
+@pytest.mark.parametrize("name, source", [("rt-l-96", "rt-l"), ("rt-l-112", "rt-l"), ("rt-sep-112", "rt-sep"),
+                                          ("rt-sep-160", "rt-sep")])
 def test_a_network_on_another_input_takes_its_weights_as_they_are(name, source):
     FAN(PRESETS[name]).load_state_dict(FAN(PRESETS[source]).state_dict())
 
