@@ -173,5 +173,10 @@ def test_weight_averaging_is_the_mean_of_the_epochs_weights(tmp_path, fixture_ca
     nme_col = head.index("avg_val_nme")
     assert [r.split(",")[nme_col] for r in rows[1:]][0] == "nan"
     assert float(rows[3].split(",")[nme_col]) == pytest.approx(avg["best"])
+    from tracker.core.modelfile import load_torch  # what ship_model and init read
+
+    net, _ = load_torch(tmp_path / "avg" / "run" / "average.pt")
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, avg["model"][k])
     with pytest.raises(ValueError, match="average_from 4"):
         _cfg(tmp_path, epochs=3, average_from=4)
