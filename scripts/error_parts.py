@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from scripts.machine import describe  # noqa: E402
 from tracker.core.modelfile import load_torch  # noqa: E402
-from tracker.evaluation.report import jsonable  # noqa: E402
+from tracker.evaluation.report import jsonable, parts_table  # noqa: E402
 from tracker.evaluation.scoring import face_errors  # noqa: E402
 from train.cache import Cache, path_for  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
@@ -52,30 +52,25 @@ def main(argv=None) -> int:
     path = a.out / "error_parts.json"
     old = json.loads(path.read_text()) if path.is_file() else {}
     rows = {r["model"]: r for r in old.get("rows", [])}
-    caches: dict[Path, Cache] = {}
+    cache_path, cache = None, None  # one cache in memory at a time (2 GB or more each)
     for model in a.models:
         _, info = load_torch(model)
-        cache_path = path_for(info.model.input_hw[0])
-        if cache_path not in caches:
-            caches.clear()  # one cache in memory at a time (2 GB each)
-            caches[cache_path] = Cache.load(cache_path)
-        rows[str(model)] = measure(model, caches[cache_path])
+        if path_for(info.model.input_hw[0]) != cache_path:
+            cache_path = path_for(info.model.input_hw[0])
+            cache = None  # let the last one go before the next is read
+            cache = Cache.load(cache_path)
+        rows[str(model)] = measure(model, cache)
         print(f"{model}: NME {rows[str(model)]['nme'] * 100:.2f} %", file=sys.stderr)
     doc = {"machine": describe(), "rows": list(rows.values())}
     a.out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(jsonable(doc), indent=1))
-    keys = list(doc["rows"][0]["parts"])
-    head = [k.split(":")[1].replace("_", " ") if k.startswith("part:") else k for k in keys]
     lines = ["# Error by part on the validation faces", "",
              "`python scripts/error_parts.py MODEL ...`: held-out human-labelled 300-W faces "
              "(identity split), canonical crops, no flip test, no offsets; mean NME_io % per part "
              "of the markup; `jaw:along` and `jaw:across` split the jaw points' error on the "
              "labelled jaw line's tangent (`tracker.core.metrics.contour_components`).", "",
-             "| model | faces | NME % | median % | " + " | ".join(head) + " |",
-             "|" + "---|" * (len(keys) + 4)]
-    for r in doc["rows"]:
-        lines.append(f"| {r['model']} | {r['faces']} | {r['nme'] * 100:.2f} | {r['median'] * 100:.2f} | "
-                     + " | ".join(f"{r['parts'][k] * 100:.2f}" for k in keys) + " |")
+             parts_table([([r["model"], str(r["faces"]), f"{r['nme'] * 100:.2f}", f"{r['median'] * 100:.2f}"],
+                           r["parts"]) for r in doc["rows"]], ["model", "faces", "NME %", "median %"])]
     lines += ["", f"Machine: {describe()}.", ""]
     (a.out / "error_parts.md").write_text("\n".join(lines))
     print("\n".join(lines))

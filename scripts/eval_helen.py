@@ -37,7 +37,7 @@ from scripts.machine import describe  # noqa: E402
 from tracker.core.datasets import image_folder  # noqa: E402
 from tracker.core.metrics import plot_ced  # noqa: E402
 from tracker.evaluation.images import evaluate_images  # noqa: E402
-from tracker.evaluation.report import jsonable  # noqa: E402
+from tracker.evaluation.report import jsonable, parts_table  # noqa: E402
 
 METHODS = ("ours-detector", "ours-gt-box", "ours-detector+flip", "ours-gt-box+flip", "mediapipe", "dlib")
 LABELS = {
@@ -106,19 +106,14 @@ def table(rows: list[dict], kind: str = "io") -> str:
     return "\n".join(lines)
 
 
-def parts_table(rows: list[dict]) -> str:
+def parts_md(rows: list[dict]) -> str:
     """Markdown table of each row's mean NME per part of the markup over the faces it found
     (`aggregate_images`' "parts"), the jaw's split along and across its line beside it."""
     rows = [r for r in rows if r.get("parts")]
     if not rows:
         return "(no row has part errors: rerun its method)"
-    keys = list(rows[0]["parts"])
-    head = [k.split(":")[1].replace("_", " ") if k.startswith("part:") else k for k in keys]
-    lines = ["| method | faces found | " + " | ".join(head) + " |", "|" + "---|" * (len(keys) + 2)]
-    for r in rows:
-        lines.append(f"| {LABELS.get(r['method'], r['method'])} | {r['faces'] - r['missed']} | "
-                     + " | ".join(f"{r['parts'].get(k, float('nan')) * 100:.2f}" for k in keys) + " |")
-    return "\n".join(lines)
+    return parts_table([([LABELS.get(r["method"], r["method"]), str(r["faces"] - r["missed"])], r["parts"])
+                        for r in rows], ["method", "faces found"])
 
 
 def main(argv=None) -> int:
@@ -164,7 +159,7 @@ def main(argv=None) -> int:
     md = [f"# 300-W HELEN test set: {len(records)} human-labelled faces", "",
           "## All 68 points", "", table(ordered), "",
           "## 49 inner points (no jaw, no inner mouth corners)", "", table(ordered, "io49"), "",
-          "## By part, on the faces each method found (mean NME_io %)", "", parts_table(ordered), "",
+          "## By part, on the faces each method found (mean NME_io %)", "", parts_md(ordered), "",
           "- Parts are the markup's groups (`tracker.core.landmarks.IBUG68.groups`); `jaw:along` "
           "and `jaw:across` split the jaw points' error on the labelled jaw line's tangent "
           "(`tracker.core.metrics.contour_components`): sliding along the line against missing it.",

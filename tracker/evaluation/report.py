@@ -120,6 +120,18 @@ def table_images(results: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
+def parts_table(rows: Sequence[tuple[Sequence[str], dict]], lead: Sequence[str]) -> str:
+    """A markdown table of errors by part (`aggregate_images`' "parts", or any dict of
+    `face_errors`' part keys): each row's `lead` cells, then its parts in % in the first row's
+    order; a part key "part:right_eye" heads its column "right eye", "jaw:along" stays as it is."""
+    keys = list(rows[0][1])
+    head = [*lead, *(k.split(":", 1)[1].replace("_", " ") if k.startswith("part:") else k for k in keys)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for cells, parts in rows:
+        lines.append("| " + " | ".join([*cells, *(f"{parts.get(k, float('nan')) * 100:.2f}" for k in keys)]) + " |")
+    return "\n".join(lines)
+
+
 def jsonable(x):
     """JSON-safe copy: dataclasses to dicts, numpy to Python, NaN/inf to None."""
     if isinstance(x, dict):

@@ -16,7 +16,7 @@ from tracker.core.datasets import FaceRecord, image_folder, video_clip
 from tracker.core.landmarks import IBUG68
 from tracker.core.pts import read_pts, write_pts
 from tracker.evaluation.images import evaluate_images, image_records
-from tracker.evaluation.report import table_300vw, table_images, write_300vw, write_images
+from tracker.evaluation.report import parts_table, table_300vw, table_images, write_300vw, write_images
 from tracker.evaluation.scoring import (
     CATEGORIES_300VW,
     MISSED_NME,
@@ -88,6 +88,9 @@ def test_parts_average_over_the_faces_found():
     parts = aggregate_images(rows)["parts"]
     assert parts["part:nose"] == pytest.approx(5 / 50)  # the missed face counts in "io", not here
     assert set(parts) == {f"part:{g}" for g in IBUG68.groups} | {"jaw:along", "jaw:across"}
+    table = parts_table([(["ours", "1"], parts)], ["method", "faces found"]).splitlines()
+    assert table[0].startswith("| method | faces found | jaw | right brow |") and table[0].endswith("| jaw:along | jaw:across |")
+    assert len(table) == 3 and "| ours | 1 | " in table[2] and "| 10.00 |" in table[2]  # the nose, 5 px of 50
 
 
 def test_missed_face_is_a_failure_and_counted():
