@@ -32,6 +32,11 @@ class AugmentConfig:
     # turn each face to its eye line before the random rotation, as the tracker turns its
     # crops (rotation_deg is then the residual roll the model must bear)
     upright: bool = False
+    # probability of one random rectangle painted over the input in one random colour (hands,
+    # microphones, hair, glasses; the points under it keep their labels): a regulariser against
+    # fitting the human-labelled faces by heart (rt-xl fits its own to 2.5 %, validation 3.5 %)
+    occlusion: float = 0.0
+    occlusion_side: tuple[float, float] = (0.15, 0.4)  # each side, as a fraction of the input's
 
 
 def sample_transform(rng: np.random.Generator, cfg: AugmentConfig, input_side: int,
@@ -85,7 +90,22 @@ def augment(rng: np.random.Generator, image: np.ndarray, xy: np.ndarray, cfg: Au
     if rng.random() < cfg.blur:
         k = int(rng.choice([3, 5]))
         out = cv2.GaussianBlur(out, (k, k), 0)
+    if cfg.occlusion > 0 and rng.random() < cfg.occlusion:
+        out = occlude(rng, out, cfg.occlusion_side)
     return out, pts, m
+
+
+def occlude(rng: np.random.Generator, image: np.ndarray, side: tuple[float, float]) -> np.ndarray:
+    """A copy of an (S, S, 3) uint8 image with one rectangle of one random colour painted over
+    it: width and height each uniform in `side` x S, centre anywhere in the image (the
+    rectangle is clipped at the borders)."""
+    s = image.shape[0]
+    w, h = (rng.uniform(*side, 2) * s).round().astype(int)
+    cx, cy = rng.uniform(0, s, 2)
+    x0, y0 = int(max(cx - w / 2, 0)), int(max(cy - h / 2, 0))
+    out = image.copy()
+    out[y0:int(min(cy + h / 2, s)), x0:int(min(cx + w / 2, s))] = rng.integers(0, 256, 3, dtype=np.uint8)
+    return out
 
 
 #: The five reorderings of (R, G, B) other than the identity.

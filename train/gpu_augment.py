@@ -53,11 +53,12 @@ def canonical_transform(input_side: int, crop_side: int, margin: float,
 
 
 def check_supported(cfg: AugmentConfig) -> None:
-    """The device augmentation lacks the CPU one's `upright` turn: refuse it rather than
-    train without it."""
-    if cfg.upright:
-        raise ValueError("augment.upright is not implemented on the device (train.gpu_augment); "
-                         "train upright models with python -m train")
+    """The device augmentation lacks the CPU one's `upright` turn and `occlusion`: refuse them
+    rather than train without them."""
+    for name, on in (("upright", cfg.upright), ("occlusion", cfg.occlusion > 0)):
+        if on:
+            raise ValueError(f"augment.{name} is not implemented on the device (train.gpu_augment); "
+                             f"train such models with python -m train")
 
 
 def sample_transforms(gen: torch.Generator, b: int, cfg: AugmentConfig, input_side: int,

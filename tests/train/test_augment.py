@@ -4,7 +4,7 @@ import pytest
 from tests.train.dots import dot_centroid
 from tracker.core.geometry import apply
 from tracker.core.landmarks import IBUG68
-from train.augment import AugmentConfig, augment, canonical_transform
+from train.augment import AugmentConfig, augment, canonical_transform, occlude
 from train.cache import CACHE_SIDE
 
 
@@ -79,9 +79,47 @@ def test_upright_samples_have_level_eyes_and_the_residual_roll(fixture_cache):
     assert abs(plain[0] - eye_roll(rolled)) < 1e-6  # without `upright` the roll stays
 
 
-def test_the_device_augmentation_refuses_upright():
+def _changed_box(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, tuple[slice, slice]]:
+    """The mask of pixels where two images differ and the bounding box of that mask."""
+    diff = (a != b).any(-1)
+    ys, xs = np.nonzero(diff)
+    return diff, (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+
+
+def test_occlude_paints_one_rectangle_of_one_colour_within_its_size_range():
+    rng = np.random.default_rng(3)
+    img = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    before, sizes = img.copy(), []
+    for _ in range(30):
+        out = occlude(rng, img, (0.15, 0.4))
+        diff, box = _changed_box(out, img)
+        patch = out[box]
+        assert (patch == patch[0, 0]).all()  # one colour over the whole box
+        assert diff[box].mean() > 0.97  # the changed pixels fill their box (a random image
+        # keeps a pixel only where it already had that colour)
+        sizes += [patch.shape[0], patch.shape[1]]
+        touches = box[0].start == 0 or box[1].start == 0 or box[0].stop == 128 or box[1].stop == 128
+        if not touches:  # clipped rectangles are smaller
+            assert 0.15 * 128 - 1 <= min(patch.shape[:2]) and max(patch.shape[:2]) <= 0.4 * 128 + 1
+    assert max(sizes) > 0.33 * 128
+    np.testing.assert_array_equal(img, before)  # the input is left as it was
+
+
+def test_occlusion_covers_part_of_the_sample_and_keeps_every_point(fixture_cache):
+    img, xy = fixture_cache.images[0], fixture_cache.points[0].astype(np.float64)
+    plain = augment(np.random.default_rng(5), img, xy, AugmentConfig(), 128)
+    covered = augment(np.random.default_rng(5), img, xy, AugmentConfig(occlusion=1.0), 128)
+    np.testing.assert_array_equal(plain[1], covered[1])  # same points, same transform
+    np.testing.assert_array_equal(plain[2], covered[2])
+    diff, _ = _changed_box(plain[0], covered[0])
+    assert 0.15**2 * 0.5 < diff.mean() < 0.4**2  # one rectangle, maybe clipped at a border
+
+
+def test_the_device_augmentation_refuses_what_it_lacks():
     from train.gpu_augment import check_supported
 
     check_supported(AugmentConfig())
     with pytest.raises(ValueError, match="upright"):
         check_supported(AugmentConfig(upright=True))
+    with pytest.raises(ValueError, match="occlusion"):
+        check_supported(AugmentConfig(occlusion=0.5))
