@@ -4,7 +4,7 @@ tracker cuts them) and with the per-point offsets each model would ship with (it
 on the human training faces, `scripts/calibrate_offsets.py`), beside onnxruntime's batch-1
 latency with 1 and 2 threads.
 
-    python scripts/accuracy_per_ms.py tracker/models/rt-xl.pt tracker/models/rt-sep-112.pt \\
+    python scripts/accuracy_per_ms.py tracker/models/rt-sep-160.pt tracker/models/rt-sep-112.pt \\
         tracker/models/rt-sep.pt tracker/models/rt-m.pt
 
 Each model is scored on the same faces (the validation split of `train.sampling.split` with
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from tracker.core.model import count_macs, count_params
     from tracker.core.modelfile import load_torch
     from tracker.engines.export import export_onnx
-    from train.cache import DEFAULT_DIR, Cache, path_for, side_for
+    from train.cache import DEFAULT_DIR, Cache, path_for
     from train.config import TrainConfig
     from train.sampling import split
     from train.validation import validate
@@ -58,10 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     def cache_for(input_side: int) -> tuple:
         path = args.cache or path_for(input_side, ROOT / DEFAULT_DIR)
         if path not in caches:
-            if not path.is_file():
-                raise SystemExit(f"error: {path}: no crop cache (python -m train.cache ../shared/data "
-                                 f"--side {side_for(input_side)})")
-            cache = Cache.load(path)
+            cache = Cache.load(path)  # a missing one names the command that cuts it
             caches[path] = cache, split(cache, TrainConfig())[1]
         return caches[path]
 

@@ -79,8 +79,6 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--videos", type=Path, default=None, help="a folder of 300VW-layout clips")
     a = ap.parse_args(argv)
-    if not a.cache.is_file():
-        raise SystemExit(f"{a.cache}: no crop cache; build it with `python -m train.cache DATA_ROOT`")
     from train.cache import Cache
     from train.config import TrainConfig
     from train.loop import split

@@ -14,12 +14,14 @@ other sides than the default are named for it (`default_path`):
     python -m train.cache ../shared/data --side 384     # .cache/train_crops_384.npz
 
 `check_fits` refuses a cache whose canonical crop is smaller than the model's input (every
-face would be upsampled) and names the command that builds the right one.
+face would be upsampled), and `Cache.load` a cache file that is not there; both name the
+command that builds the right one (`build_command`).
 """
 from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,19 @@ def default_path(side: int = CACHE_SIDE) -> Path:
     """Where a cache of `side` pixels lives by default: .cache/train_crops.npz for the default
     side, .cache/train_crops_<side>.npz for any other."""
     return DEFAULT_DIR / ("train_crops.npz" if side == CACHE_SIDE else f"train_crops_{side}.npz")
+
+
+def build_command(path: str | Path, side: int | None = None) -> str:
+    """The command that cuts the cache `path` at `side` pixels (None: the side its default
+    name says, `default_path`; SIDE where the name does not say)."""
+    path = Path(path)
+    named = re.fullmatch(r"train_crops(?:_(\d+))?\.npz", path.name)
+    if side is None and named:
+        side = int(named.group(1) or CACHE_SIDE)
+    cmd = f"python -m train.cache DATA_ROOT --side {side or 'SIDE'}"
+    if side is None or path != default_path(side):
+        cmd += f" -o {path}"
+    return f"`{cmd}`"
 
 
 def shrink_ratio(side: int, input_side: int) -> float:
@@ -96,7 +111,7 @@ def check_fits(side: int, input_side: int, path: str | Path | None = None) -> No
         raise CacheMismatch(
             f"{where} holds {side}-px crops (canonical crop {canonical:g} px), smaller than the "
             f"model's {input_side}-px input, so every face would be upsampled; build one at the "
-            f"model's resolution with `python -m train.cache DATA_ROOT --side {need}` (writes "
+            f"model's resolution with {build_command(default_path(need))} (writes "
             f"{default_path(need)}) and train with `--set cache={default_path(need)}`")
     if ratio > MAX_SHRINK:
         warnings.warn(f"{where} holds {side}-px crops, {ratio:.1f} x the "
@@ -137,6 +152,10 @@ class Cache:
 
     @classmethod
     def load(cls, path: Path) -> "Cache":
+        """The cache saved at `path`; FileNotFoundError naming the command that cuts it."""
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"crop cache {path} not found; cut it from the shared data "
+                                    f"with {build_command(path)}")
         d = np.load(path, allow_pickle=False)
         return cls(d["images"], d["points"], d["source"], d["group"], list(d["names"]))
 

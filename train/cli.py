@@ -55,12 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     from tracker.core.model_config import PRESETS
-    from train.cache import CacheMismatch, check_fits, read_side, side_for
+    from train.cache import CacheMismatch, build_command, check_fits, read_side, side_for
 
     input_side = PRESETS[cfg.preset].input_hw[0]
     if not Path(cfg.cache).exists():
-        print(f"error: crop cache {cfg.cache} not found; build it with `python -m train.cache "
-              f"DATA_ROOT --side {side_for(input_side)} -o {cfg.cache}`", file=sys.stderr)
+        print(f"error: crop cache {cfg.cache} not found; build it with "
+              f"{build_command(cfg.cache, side_for(input_side))}", file=sys.stderr)
         return 2
     side = read_side(Path(cfg.cache))  # checked again, from the images, once loaded
     try:

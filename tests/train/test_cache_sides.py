@@ -16,6 +16,7 @@ from train.cache import (
     Cache,
     CacheMismatch,
     build,
+    build_command,
     check_fits,
     default_path,
     path_for,
@@ -141,3 +142,12 @@ def test_path_for_prefers_the_models_own_cache_then_the_default_where_it_fits(tm
     own.touch()
     assert path_for(112, tmp_path) == own
     assert path_for(128, tmp_path) == default
+
+
+def test_a_missing_cache_names_the_command_that_cuts_it(tmp_path):
+    assert build_command(default_path(240)) == "`python -m train.cache DATA_ROOT --side 240`"
+    assert build_command(default_path()) == "`python -m train.cache DATA_ROOT --side 192`"
+    assert build_command(tmp_path / "x.npz", 96) == f"`python -m train.cache DATA_ROOT --side 96 -o {tmp_path / 'x.npz'}`"
+    assert "--side SIDE -o" in build_command(tmp_path / "x.npz")
+    with pytest.raises(FileNotFoundError, match=r"--side 240 -o .*train_crops_240\.npz`"):
+        Cache.load(tmp_path / "train_crops_240.npz")  # the side from the name, the place given
