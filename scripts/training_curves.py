@@ -27,8 +27,8 @@ _RT_M = ["docs/results/train_rt-m/stage1_metrics.csv", "docs/results/train_rt-m/
          "docs/results/train_rt-m/stage3_metrics.csv", "docs/results/train_rt-m/stage4_metrics.csv",
          "train/checkpoints/rt-m-stage5"]
 _RT_L = _RT_M + ["train/checkpoints/rt-l", "train/checkpoints/rt-l-stage2"]
-# The runs behind each bundled model (and rt-l and rt-l-112, which left the bundle), in order; the model
-# card tells the same story in words.
+# The runs behind each bundled model (and rt-l, rt-l-112 and rt-xl, which left the bundle), in order;
+# the model card tells the same story in words.
 LINEAGES = {
     "rt-m": _RT_M,
     "rt-l": _RT_L,
@@ -36,6 +36,7 @@ LINEAGES = {
     "rt-xl": _RT_L + ["train/checkpoints/rt-xl"],
     "rt-sep": ["train/checkpoints/rt-sep"],
     "rt-sep-112": ["train/checkpoints/rt-sep", "train/checkpoints/rt-sep-112"],
+    "rt-sep-160": ["train/checkpoints/rt-sep", "train/checkpoints/rt-sep-160"],
 }
 
 

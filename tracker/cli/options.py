@@ -20,7 +20,7 @@ def tracker_args(p: argparse.ArgumentParser) -> None:
                    help="inference backend (default: onnxruntime, CPU)")
     g.add_argument("--model", default=None,
                    help="model file (.onnx; .pt for torch) or a bundled model's name (`tracker info` lists "
-                        f"them; rt-xl is the accurate preset, rt-sep-112 the fast one); default: the bundled {DEFAULT_MODEL}")
+                        f"them; rt-sep-160 is the accurate preset, rt-sep-112 the fast one); default: the bundled {DEFAULT_MODEL}")
     g.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: its own)")
     g.add_argument("--no-spin", dest="spin", action="store_false",
                    help="onnxruntime's threads sleep between operators instead of spinning "

@@ -109,14 +109,15 @@ PRESETS = {
     "rt-sep-112": ModelConfig(stacks=1, width=256, depth=3, input_hw=(112, 112),
                               heatmap_hw=(28, 28), stem_width=32, block="separable"),
     # rt-sep on a 160-px input, 40x40 heatmaps (the issue's larger input): rt-sep's weights'
-    # shapes, fine-tuned from them on a 240-px cache, at 1.56 times rt-sep's MACs.
+    # shapes, fine-tuned from them on a 240-px cache, at 1.56 times rt-sep's MACs; the accurate
+    # preset.
     "rt-sep-160": ModelConfig(stacks=1, width=256, depth=3, input_hw=(160, 160),
                               heatmap_hw=(40, 40), stem_width=32, block="separable"),
     # rt-sep widened exactly to 384 channels (`python -m train.prune tracker/models/rt-sep.pt
     # --preset rt-sep-xl`): 0.60 GMACs, about two thirds of rt-xl's latency on this CPU.
     "rt-sep-xl": ModelConfig(stacks=1, width=384, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
                              stem_width=32, block="separable"),
-    # The accurate CPU preset: rt-m with a second stack (intermediate supervision, as FAN).
+    # rt-m with a second stack (intermediate supervision, as FAN); an early accurate preset.
     "rt-m2": ModelConfig(stacks=2, width=96, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
                          stem_width=32),
 }
