@@ -11,7 +11,7 @@ class UsageError(Exception):
 
 def tracker_args(p: argparse.ArgumentParser) -> None:
     """The options that make a `TrackerConfig` (see `config_from_args`)."""
-    from tracker.core.modelfile import DEFAULT_MODEL
+    from tracker.core.modelfile import DEFAULT_MODEL, ROLES
     from tracker.engines.registry import BACKENDS
     from tracker.runtime.detect import CHOICES
 
@@ -20,7 +20,8 @@ def tracker_args(p: argparse.ArgumentParser) -> None:
                    help="inference backend (default: onnxruntime, CPU)")
     g.add_argument("--model", default=None,
                    help="model file (.onnx; .pt for torch) or a bundled model's name (`tracker info` lists "
-                        f"them; rt-sep-160 is the accurate preset, rt-sep-112 the fast one); default: the bundled {DEFAULT_MODEL}")
+                        "them; " + ", ".join(f"{n}: {r}" for n, r in ROLES.items() if n != DEFAULT_MODEL)
+                        + f"); default: the bundled {DEFAULT_MODEL}")
     g.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: its own)")
     g.add_argument("--no-spin", dest="spin", action="store_false",
                    help="onnxruntime's threads sleep between operators instead of spinning "

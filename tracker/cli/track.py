@@ -151,13 +151,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     import platform
 
     import tracker
-    from tracker.core.modelfile import DEFAULT_MODEL, ModelFileError, bundled_models, read_onnx_info
+    from tracker.core.modelfile import ROLES, ModelFileError, bundled_models, read_onnx_info
     from tracker.engines.registry import available_backends, resolve_model
 
     print(f"tracker {tracker.__version__} on Python {platform.python_version()}, "
           f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores")
     print("bundled models (--model NAME): " + (", ".join(
-        f"{p.stem} ({p.stat().st_size / 1e6:.1f} MB{', the default' if p.stem == DEFAULT_MODEL else ''})"
+        f"{p.stem} ({p.stat().st_size / 1e6:.1f} MB{', ' + ROLES[p.stem] if p.stem in ROLES else ''})"
         for p in bundled_models()) or "none"))
     print("backends:")
     for name, state in available_backends().items():
