@@ -36,7 +36,7 @@ LINEAGES = {
     "rt-xl": _RT_L + ["train/checkpoints/rt-xl"],
     "rt-sep": ["train/checkpoints/rt-sep"],
     "rt-sep-112": ["train/checkpoints/rt-sep", "train/checkpoints/rt-sep-112"],
-    "rt-sep-160": ["train/checkpoints/rt-sep", "train/checkpoints/rt-sep-160"],
+    "rt-sep-160": ["train/checkpoints/rt-sep", "train/checkpoints/rt-sep-160", "train/checkpoints/rt-sep-160-occl"],
 }
 
 
