@@ -55,10 +55,10 @@ def main(argv=None) -> int:
     cache_path, cache = None, None  # one cache in memory at a time (2 GB or more each)
     for model in a.models:
         _, info = load_torch(model)
-        if path_for(info.model.input_hw[0]) != cache_path:
-            cache_path = path_for(info.model.input_hw[0])
-            cache = None  # let the last one go before the next is read
-            cache = Cache.load(cache_path)
+        want = path_for(info.model.input_hw[0])
+        if want != cache_path:
+            cache_path, cache = want, None  # let the last one go before the next is read
+            cache = Cache.load(want)
         rows[str(model)] = measure(model, cache)
         print(f"{model}: NME {rows[str(model)]['nme'] * 100:.2f} %", file=sys.stderr)
     doc = {"machine": describe(), "rows": list(rows.values())}
