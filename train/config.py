@@ -37,6 +37,10 @@ class TrainConfig:
         "misc": 0.03, "photos": 0.02, "videos": 0.2})
     human_sources: tuple[str, ...] = ("300w_lfpw", "300w_helen", "300w_afw")
     teacher_loss_weight: float = 0.5  # human labels weigh 1.0
+    # The teacher's labels on some parts of the markup weighed apart (`LandmarkScheme.groups`
+    # names, say {"jaw": 1.0}): dlib places the jaw's points along their line closer to the
+    # human convention than our models do (`train.targets.label_weights`)
+    teacher_part_weights: dict = field(default_factory=dict)
     augment: dict = field(default_factory=dict)  # train.augment.AugmentConfig fields to override
     val_fraction: float = 0.08  # of the human identity groups, held out
     init: str | None = None  # a checkpoint whose weights start the run (fine-tuning); not its optimiser
@@ -60,9 +64,11 @@ class TrainConfig:
                              f"AugmentConfig has {[f.name for f in fields(AugmentConfig)]}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss {self.loss!r}: one of {sorted(LOSSES)}")
-        if self.siamese and (self.loss != "l2" or self.distil_from):
+        if self.siamese and (self.loss != "l2" or self.distil_from or self.teacher_part_weights):
             raise ValueError("the Siamese loss is an L2 on the warped-back sum: no other loss, "
-                             "no distillation with it")
+                             "no distillation, no per-part label weights with it")
+        if any(w < 0 for w in self.teacher_part_weights.values()):
+            raise ValueError(f"teacher_part_weights {self.teacher_part_weights}: weights >= 0")
         if self.average_from is not None and not 1 <= self.average_from <= self.epochs:
             raise ValueError(f"average_from {self.average_from}: an epoch of 1..{self.epochs}")
         if self.average_bn_batches < 1:

@@ -181,7 +181,8 @@ class Trainer:
         d = self.dist
         mine = rank_slice(idx, d.rank, d.world)
         w = torch.as_tensor(self.loss_w[self.cache.source[mine]], dtype=torch.float32).to(d.device)
-        total = float(self.loss_w[self.cache.source[idx]].sum()) / d.world if d.parallel else None
+        sample_w = self.loss_w if self.loss_w.ndim == 1 else self.loss_w.mean(1)  # see train.loss
+        total = float(sample_w[self.cache.source[idx]].sum()) / d.world if d.parallel else None
         self.net.train()
         if not self.cfg.siamese:
             imgs, pts, _ = augment_batch(self.rng, self.cache, mine, self.aug, self.mc.input_hw[0])

@@ -1,12 +1,14 @@
 """Heatmap losses: L2 on targets from the codec (the paper's), the adaptive wing loss, and the
 Siamese consistency loss (paper eq. 6).
 
-Shapes: heatmaps (B, K, h, w); per-sample weights (B,); point masks (B, K).
+Shapes: heatmaps (B, K, h, w); weights (B,) per sample or (B, K) per point; point masks (B, K).
 
 Both losses are weighted means over the batch: the sum of the weighted per-sample errors over
-`total`, by default `weight.sum()`. A data-parallel rank that holds a slice of the global
-batch passes `total` = the global batch's weight sum / world size, so that DDP's mean of the
-ranks' gradients is the gradient of the global batch's loss (see `train.loop`).
+`total`, by default `weight.sum()`. Per-point weights weigh each point's error within its
+sample, and the sample weighs their mean (a row of equal weights is its sample's weight). A
+data-parallel rank that holds a slice of the global batch passes `total` = the global batch's
+weight sum / world size, so that DDP's mean of the ranks' gradients is the gradient of the
+global batch's loss (see `train.loop`).
 """
 from __future__ import annotations
 
@@ -24,11 +26,12 @@ def heatmap_l2(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
     """Weighted mean over samples of the per-map summed squared error, averaged over points."""
     err = ((pred - target) ** 2).sum((-1, -2))  # (B, K)
     if mask is not None:
+        if weight.dim() != 1:
+            raise ValueError("heatmap_l2: a point mask takes per-sample weights (B,)")
         err = err * mask
         per_sample = err.sum(-1) / mask.sum(-1).clamp(min=1)
-    else:
-        per_sample = err.mean(-1)
-    return (per_sample * weight).sum() / _total(weight, total)
+        return (per_sample * weight).sum() / _total(weight, total)
+    return _weighted_mean(err, weight, total)
 
 
 def heatmap_awing(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
@@ -48,12 +51,19 @@ def heatmap_awing(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
     big_c = theta * big_a - omega * torch.log1p(r**a)
     per_pixel = torch.where(delta < theta, omega * torch.log1p((delta / epsilon) ** a), big_a * delta - big_c)
     fg = F.max_pool2d((target > 0.2).to(pred.dtype), 3, stride=1, padding=1)
-    per_sample = (per_pixel * (1 + foreground_weight * fg)).sum((-1, -2)).mean(-1)  # (B,)
-    return (per_sample * weight).sum() / _total(weight, total)
+    return _weighted_mean((per_pixel * (1 + foreground_weight * fg)).sum((-1, -2)), weight, total)
 
 
 #: `TrainConfig.loss` names the loss on the heatmaps of a plain (non-Siamese) step.
 LOSSES = {"l2": heatmap_l2, "awing": heatmap_awing}
+
+
+def _weighted_mean(err: torch.Tensor, weight: torch.Tensor, total: float | None) -> torch.Tensor:
+    """The weighted mean over samples of (B, K) per-point errors, averaged over points;
+    `weight` (B,) per sample or (B, K) per point (see the module docstring)."""
+    if weight.dim() == 1:
+        return (err.mean(-1) * weight).sum() / _total(weight, total)
+    return (err * weight).mean(-1).sum() / _total(weight.mean(-1), total)
 
 
 def _total(weight: torch.Tensor, total: float | None) -> torch.Tensor | float:

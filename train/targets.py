@@ -34,10 +34,25 @@ def heatmap_targets(codec: HeatmapCodec, pts_input: np.ndarray) -> torch.Tensor:
 
 
 def label_weights(cache: Cache, cfg: TrainConfig) -> np.ndarray:
-    """(n_sources,) loss weight of each source's labels: human labels 1.0, teacher labels
-    `cfg.teacher_loss_weight`. Index it with `cache.source[idx]`."""
+    """Loss weight of each source's labels: human labels 1.0, teacher labels
+    `cfg.teacher_loss_weight`; (n_sources,), or (n_sources, K) per point when
+    `cfg.teacher_part_weights` weighs the teacher's points of some parts apart. Index it with
+    `cache.source[idx]`. A mirrored sample keeps its weights: it relabels its points, so a jaw
+    point stays a jaw point."""
     human = set(cfg.human_sources)
-    return np.array([1.0 if n in human else cfg.teacher_loss_weight for n in cache.names])
+    w = np.array([1.0 if n in human else cfg.teacher_loss_weight for n in cache.names])
+    if not cfg.teacher_part_weights:
+        return w
+    scheme = IBUG68  # the caches' markup (train.cache)
+    unknown = set(cfg.teacher_part_weights) - set(scheme.groups)
+    if unknown:
+        raise ValueError(f"teacher_part_weights: no part {sorted(unknown)} in the {scheme.name} "
+                         f"markup; its parts: {sorted(scheme.groups)}")
+    w = np.repeat(w[:, None], scheme.n_points, 1)
+    teacher = [i for i, n in enumerate(cache.names) if n not in human]
+    for part, value in cfg.teacher_part_weights.items():
+        w[np.ix_(teacher, scheme.groups[part])] = value
+    return w
 
 
 def branch_to_canonical(codec: HeatmapCodec, canon: np.ndarray, m: np.ndarray) -> np.ndarray:

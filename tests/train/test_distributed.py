@@ -58,6 +58,11 @@ def test_a_batch_must_split_over_the_ranks(tmp_path, fixture_cache):
         Trainer(_cfg(tmp_path / "run"), fixture_cache, TINY, Dist(rank=1, world=3))
 
 
+#: plain, Siamese, and per-point label weights (the teacher's jaw apart: each rank's share of
+#: the global batch's weight is then the mean of its rows)
+MODES = {"plain": {}, "siamese": {"siamese": True}, "parts": {"teacher_part_weights": {"jaw": 2.0}}}
+
+
 def _batches(cache, n):
     """n global batches of 4 whose halves hold different label weights (human 1, teacher 0.5)."""
     human = np.flatnonzero(cache.source == 0)
@@ -66,13 +71,13 @@ def _batches(cache, n):
 
 
 def _train_steps(d, cache, out, batches) -> None:
-    """A few steps on given global batches, plain and Siamese; losses and weights to a file."""
+    """A few steps on given global batches, in each of `MODES`; losses and weights to a file."""
     result = {}
-    for siamese in (False, True):
-        cfg = _cfg(out / f"{d.world}-{siamese}", siamese=siamese, augment=NO_AUGMENT, val_fraction=0.0)
+    for mode, kw in MODES.items():
+        cfg = _cfg(out / f"{d.world}-{mode}", augment=NO_AUGMENT, val_fraction=0.0, **kw)
         tr = Trainer(cfg, cache, TWO_STACKS, d)
         losses = [tr.train_step(b) for b in batches]
-        result[str(siamese)] = {"losses": losses, "model": tr.model.state_dict()}
+        result[mode] = {"losses": losses, "model": tr.model.state_dict()}
     torch.save(result, out / f"steps-{d.world}-{d.rank}.pt")
 
 
@@ -148,7 +153,7 @@ def test_synchronised_batch_norm_normalises_by_the_global_batch(two_ranks):
 def test_two_ranks_train_as_one_process_on_the_same_global_batch(two_ranks):
     one = torch.load(two_ranks / "steps-1-0.pt", weights_only=True)
     ranks = [torch.load(two_ranks / f"steps-2-{r}.pt", weights_only=True) for r in range(2)]
-    for mode in ("False", "True"):  # plain, Siamese
+    for mode in MODES:
         assert np.allclose(ranks[0][mode]["losses"], one[mode]["losses"], rtol=1e-5)
         assert ranks[0][mode]["losses"] == ranks[1][mode]["losses"]  # the global batch's loss
         for k, v in one[mode]["model"].items():

@@ -107,6 +107,26 @@ def test_the_adaptive_wing_loss_trains_too(tmp_path, fixture_cache):
         _cfg(tmp_path, loss="wing")
 
 
+def test_teacher_part_weights_weigh_the_teachers_jaw_in_the_step(tmp_path, fixture_cache):
+    """The teacher's jaw points at weight 1 (others 0.5) change the step's loss on a batch
+    with teacher faces, and the run learns as the plain one does."""
+    plain = Trainer(_cfg(tmp_path / "plain"), fixture_cache, TINY)
+    parts = Trainer(_cfg(tmp_path / "parts", teacher_part_weights={"jaw": 1.0}), fixture_cache, TINY)
+    assert parts.loss_w.shape == (len(fixture_cache.names), 68)
+    teacher = [i for i in parts.train_idx if fixture_cache.names[fixture_cache.source[i]] == "videos"]
+    idx = np.array(teacher[:4])
+    losses = []
+    for step in range(40):
+        for tr in (plain, parts) if step == 0 else (parts,):
+            tr.rng = np.random.default_rng(0)
+            loss = tr.train_step(idx)
+            if tr is plain:
+                first_plain = loss
+        losses.append(loss)
+    assert losses[0] != pytest.approx(first_plain, rel=1e-3)  # same weights, same batch
+    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:3])
+
+
 @pytest.mark.parametrize("student_side", [64, 48])
 def test_distillation_pulls_the_student_to_the_teachers_points(tmp_path, fixture_cache, student_side):
     """The 64-px teacher teaches a student of its own size, and one on 48 px that sees the

@@ -55,6 +55,24 @@ def test_heatmap_l2_weights_and_masks():
     assert heatmap_l2(p, t, torch.tensor([1.0, 0.0]), mask) == 16.0
 
 
+def test_per_point_weights_weigh_points_within_their_sample():
+    from train.loss import heatmap_awing
+
+    t = torch.zeros(2, 3, 4, 4)
+    p = torch.zeros(2, 3, 4, 4)
+    p[0, 0] = 1.0  # only point 0 of sample 0 is off: 16
+    p[1] = 0.5  # every point of sample 1 is off: 4 each
+    rows = torch.tensor([[1.0, 1.0, 1.0], [0.5, 0.5, 0.5]])
+    for loss in (heatmap_l2, heatmap_awing):  # a row of equal weights is its sample's weight
+        assert torch.allclose(loss(p, t, rows), loss(p, t, torch.tensor([1.0, 0.5])))
+    # point 0 of sample 0 weighs 3, the rest 0: (3 * 16 / 3) over the mean weight 1 (+ 0)
+    w = torch.tensor([[3.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    assert heatmap_l2(p, t, w) == 16.0
+    # a sample's teacher-weighted points only: sample 1 counts through its point 2 alone
+    w = torch.tensor([[1.0, 1.0, 1.0], [0.0, 0.0, 1.5]])
+    assert torch.allclose(heatmap_l2(p, t, w), torch.tensor((16 / 3 + 1.5 * 4 / 3) / (1 + 0.5)))
+
+
 def test_a_slice_of_a_batch_divides_by_the_given_total():
     t = torch.zeros(4, 3, 4, 4)
     p = torch.rand(4, 3, 4, 4)

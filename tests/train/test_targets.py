@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from tracker.core.codec import HeatmapCodec
@@ -45,3 +46,19 @@ def test_human_labels_weigh_one_and_teacher_labels_less():
                   np.array(["a", "b"]), ["human", "teacher"])
     w = label_weights(cache, TrainConfig(human_sources=("human",), teacher_loss_weight=0.25))
     assert w.tolist() == [1.0, 0.25]
+
+
+def test_teacher_part_weights_weigh_the_teachers_points_of_a_part_apart():
+    cache = Cache(np.zeros((2, 1, 1, 3), np.uint8), np.zeros((2, 68, 2)), np.array([0, 1]),
+                  np.array(["a", "b"]), ["human", "teacher"])
+    cfg = TrainConfig(human_sources=("human",), teacher_loss_weight=0.25,
+                      teacher_part_weights={"jaw": 1.0})
+    w = label_weights(cache, cfg)
+    assert w.shape == (2, 68)
+    assert (w[0] == 1.0).all()  # human labels keep 1 everywhere
+    jaw = list(IBUG68.groups["jaw"])
+    assert (w[1, jaw] == 1.0).all() and (np.delete(w[1], jaw) == 0.25).all()
+    with pytest.raises(ValueError, match="no part"):
+        label_weights(cache, TrainConfig(human_sources=("human",), teacher_part_weights={"chin": 1.0}))
+    with pytest.raises(ValueError, match="Siamese"):
+        TrainConfig(siamese=True, teacher_part_weights={"jaw": 1.0})
