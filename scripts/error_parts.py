@@ -2,9 +2,13 @@
 along and across its line (`tracker.evaluation.scoring.face_errors`).
 
     python scripts/error_parts.py tracker/models/rt-sep.pt tracker/models/rt-sep-160.pt
+    python scripts/error_parts.py --teacher     # dlib's row (needs the peers extra)
 
 Each model runs on the canonical crops of the held-out human-labelled faces (the identity split
 training holds out; no flip test, no per-point offsets), from the crop cache cut for its input.
+`--teacher` adds the teacher, dlib, run as it labelled the data (`train.relabel.teacher_on`) on
+the default cache's crops, on the faces it finds; these faces are in its training set, so its
+row is optimistic.
 Writes docs/results/error_parts.{md,json} (a run adds or replaces its models' rows). The same
 split on the HELEN test set, beside dlib and mediapipe, is `scripts/eval_helen.py`'s table by
 part.
@@ -25,30 +29,39 @@ from scripts.machine import describe  # noqa: E402
 from tracker.core.modelfile import load_torch  # noqa: E402
 from tracker.evaluation.report import jsonable, parts_table  # noqa: E402
 from tracker.evaluation.scoring import face_errors  # noqa: E402
-from train.cache import Cache, path_for  # noqa: E402
+from train.cache import Cache, default_path, path_for  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
-from train.relabel import predict  # noqa: E402
+from train.relabel import predict, teacher_on  # noqa: E402
 from train.sampling import human_split  # noqa: E402
 
 RESULTS = ROOT / "docs" / "results"
+TEACHER = "teacher (dlib), faces it finds; trained on them"
 
 
-def measure(model: Path, cache: Cache) -> dict:
-    """{"model", "faces", "nme", "median", "parts": {key: mean}} on the validation faces."""
+def measure(model: Path | None, cache: Cache) -> dict:
+    """{"model", "faces", "nme", "median", "parts": {key: mean}} on the validation faces;
+    `model` None: the teacher, on the faces it finds."""
     _, val = human_split(cache, TrainConfig())
-    pred = predict([model], cache, val, flip=False)
+    if model is None:
+        pred, found = teacher_on(cache, val)
+        pred, val = pred[found], val[found]
+    else:
+        pred = predict([model], cache, val, flip=False)
     errs = [face_errors(p, t) for p, t in zip(pred, cache.points[val])]
     io = np.array([e["io"] for e in errs])
     parts = {k: float(np.mean([e[k] for e in errs])) for k in errs[0] if ":" in k}
-    return {"model": str(model), "faces": len(val), "nme": float(io.mean()),
-            "median": float(np.median(io)), "parts": parts}
+    return {"model": TEACHER if model is None else str(model), "faces": len(val),
+            "nme": float(io.mean()), "median": float(np.median(io)), "parts": parts}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("models", type=Path, nargs="+", help="shipped .pt files or training checkpoints")
+    ap.add_argument("models", type=Path, nargs="*", help="shipped .pt files or training checkpoints")
+    ap.add_argument("--teacher", action="store_true", help="add dlib's row (the peers extra)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     a = ap.parse_args(argv)
+    if not a.models and not a.teacher:
+        ap.error("name a model, or --teacher")
     path = a.out / "error_parts.json"
     old = json.loads(path.read_text()) if path.is_file() else {}
     rows = {r["model"]: r for r in old.get("rows", [])}
@@ -61,6 +74,11 @@ def main(argv=None) -> int:
             cache = Cache.load(want)
         rows[str(model)] = measure(model, cache)
         print(f"{model}: NME {rows[str(model)]['nme'] * 100:.2f} %", file=sys.stderr)
+    if a.teacher:  # dlib labelled the data on the default cache's crops
+        if cache_path != default_path():
+            cache_path, cache = default_path(), None
+            cache = Cache.load(cache_path)
+        rows[TEACHER] = measure(None, cache)
     doc = {"machine": describe(), "rows": list(rows.values())}
     a.out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(jsonable(doc), indent=1))
