@@ -38,8 +38,8 @@ class TrainConfig:
     human_sources: tuple[str, ...] = ("300w_lfpw", "300w_helen", "300w_afw")
     teacher_loss_weight: float = 0.5  # human labels weigh 1.0
     # The teacher's labels on some parts of the markup weighed apart (`LandmarkScheme.groups`
-    # names, say {"jaw": 1.0}): dlib places the jaw's points along their line closer to the
-    # human convention than our models do (`train.targets.label_weights`)
+    # names, say {"jaw": 2.0}; `train.targets.label_weights`): dlib places the jaw's points
+    # along their line closer to the human convention than our models do (README, Training)
     teacher_part_weights: dict = field(default_factory=dict)
     augment: dict = field(default_factory=dict)  # train.augment.AugmentConfig fields to override
     val_fraction: float = 0.08  # of the human identity groups, held out

@@ -115,14 +115,12 @@ def test_teacher_part_weights_weigh_the_teachers_jaw_in_the_step(tmp_path, fixtu
     assert parts.loss_w.shape == (len(fixture_cache.names), 68)
     teacher = [i for i in parts.train_idx if fixture_cache.names[fixture_cache.source[i]] == "videos"]
     idx = np.array(teacher[:4])
+    plain.rng = np.random.default_rng(0)
+    first_plain = plain.train_step(idx)
     losses = []
-    for step in range(40):
-        for tr in (plain, parts) if step == 0 else (parts,):
-            tr.rng = np.random.default_rng(0)
-            loss = tr.train_step(idx)
-            if tr is plain:
-                first_plain = loss
-        losses.append(loss)
+    for _ in range(40):
+        parts.rng = np.random.default_rng(0)
+        losses.append(parts.train_step(idx))
     assert losses[0] != pytest.approx(first_plain, rel=1e-3)  # same weights, same batch
     assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:3])
 
