@@ -65,20 +65,17 @@ def main(argv=None) -> int:
     path = a.out / "error_parts.json"
     old = json.loads(path.read_text()) if path.is_file() else {}
     rows = {r["model"]: r for r in old.get("rows", [])}
+    # (crop cache, model) pairs; None: the teacher, on the default cache's crops (as it labelled)
+    jobs = [(path_for(load_torch(m)[1].model.input_hw[0]), m) for m in a.models]
+    jobs += [(default_path(), None)] if a.teacher else []
     cache_path, cache = None, None  # one cache in memory at a time (2 GB or more each)
-    for model in a.models:
-        _, info = load_torch(model)
-        want = path_for(info.model.input_hw[0])
+    for want, model in jobs:
         if want != cache_path:
             cache_path, cache = want, None  # let the last one go before the next is read
             cache = Cache.load(want)
-        rows[str(model)] = measure(model, cache)
-        print(f"{model}: NME {rows[str(model)]['nme'] * 100:.2f} %", file=sys.stderr)
-    if a.teacher:  # dlib labelled the data on the default cache's crops
-        if cache_path != default_path():
-            cache_path, cache = default_path(), None
-            cache = Cache.load(cache_path)
-        rows[TEACHER] = measure(None, cache)
+        row = measure(model, cache)
+        rows[row["model"]] = row
+        print(f"{row['model']}: NME {row['nme'] * 100:.2f} %", file=sys.stderr)
     doc = {"machine": describe(), "rows": list(rows.values())}
     a.out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(jsonable(doc), indent=1))

@@ -40,7 +40,7 @@ from train.augment import AugmentConfig, augment_batch, canonical_transform
 from train.cache import Cache, check_fits
 from train.config import TrainConfig
 from train.distributed import SINGLE, Dist, threads_per_rank, training_module
-from train.loss import LOSSES, siamese_l2
+from train.loss import LOSSES, sample_weight, siamese_l2
 from train.relabel import relabelled
 from train.sampling import augment_rng, draw_batch, rank_slice, sampling_weights, split
 from train.targets import (
@@ -181,8 +181,7 @@ class Trainer:
         d = self.dist
         mine = rank_slice(idx, d.rank, d.world)
         w = torch.as_tensor(self.loss_w[self.cache.source[mine]], dtype=torch.float32).to(d.device)
-        sample_w = self.loss_w if self.loss_w.ndim == 1 else self.loss_w.mean(1)  # see train.loss
-        total = float(sample_w[self.cache.source[idx]].sum()) / d.world if d.parallel else None
+        total = float(sample_weight(self.loss_w)[self.cache.source[idx]].sum()) / d.world if d.parallel else None
         self.net.train()
         if not self.cfg.siamese:
             imgs, pts, _ = augment_batch(self.rng, self.cache, mine, self.aug, self.mc.input_hw[0])

@@ -58,12 +58,18 @@ def heatmap_awing(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
 LOSSES = {"l2": heatmap_l2, "awing": heatmap_awing}
 
 
+def sample_weight(weight):
+    """Each sample's weight in the batch mean: (B,) weights as they are, (B, K) per-point
+    weights their row's mean (numpy or torch)."""
+    return weight if weight.ndim == 1 else weight.mean(-1)
+
+
 def _weighted_mean(err: torch.Tensor, weight: torch.Tensor, total: float | None) -> torch.Tensor:
     """The weighted mean over samples of (B, K) per-point errors, averaged over points;
     `weight` (B,) per sample or (B, K) per point (see the module docstring)."""
     if weight.dim() == 1:
         return (err.mean(-1) * weight).sum() / _total(weight, total)
-    return (err * weight).mean(-1).sum() / _total(weight.mean(-1), total)
+    return (err * weight).mean(-1).sum() / _total(sample_weight(weight), total)
 
 
 def _total(weight: torch.Tensor, total: float | None) -> torch.Tensor | float:
