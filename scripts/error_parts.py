@@ -9,6 +9,9 @@ training holds out; no flip test, no per-point offsets), from the crop cache cut
 `--teacher` adds the teacher, dlib, run as it labelled the data (`train.relabel.teacher_on`) on
 the default cache's crops, on the faces it finds; these faces are in its training set, so its
 row is optimistic.
+Each model row also says how far its mean sits from the reference model's (`--reference`, the
+default rt-sep) on the same faces, with the 95 % bootstrap interval over the faces
+(`tracker.core.metrics.paired_difference`): the test set's share of the noise, not training's.
 Writes docs/results/error_parts.{md,json} (a run adds or replaces its models' rows). The same
 split on the HELEN test set, beside dlib and mediapipe, is `scripts/eval_helen.py`'s table by
 part.
@@ -26,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scripts.machine import describe  # noqa: E402
+from tracker.core.metrics import paired_difference  # noqa: E402
 from tracker.core.modelfile import load_torch  # noqa: E402
 from tracker.evaluation.report import jsonable, parts_table  # noqa: E402
 from tracker.evaluation.scoring import face_errors  # noqa: E402
@@ -39,8 +43,8 @@ TEACHER = "teacher (dlib), faces it finds; trained on them"
 
 
 def measure(model: Path | None, cache: Cache) -> dict:
-    """{"model", "faces", "nme", "median", "parts": {key: mean}} on the validation faces;
-    `model` None: the teacher, on the faces it finds."""
+    """{"model", "faces", "nme", "median", "parts": {key: mean}, "per_face": [NME, ...]} on the
+    validation faces; `model` None: the teacher, on the faces it finds."""
     _, val = human_split(cache, TrainConfig())
     if model is None:
         pred, found = teacher_on(cache, val)
@@ -51,13 +55,26 @@ def measure(model: Path | None, cache: Cache) -> dict:
     io = np.array([e["io"] for e in errs])
     parts = {k: float(np.mean([e[k] for e in errs])) for k in errs[0] if ":" in k}
     return {"model": TEACHER if model is None else str(model), "faces": len(val),
-            "nme": float(io.mean()), "median": float(np.median(io)), "parts": parts}
+            "nme": float(io.mean()), "median": float(np.median(io)), "parts": parts,
+            "per_face": io.tolist()}
+
+
+def versus(row: dict, ref: dict | None) -> str:
+    """The row's mean NME minus the reference's on the same faces, in points, with its 95 %
+    interval; blank where there is no reference row, the faces differ (the teacher's), or the
+    row was written before rows kept their per-face errors (its model no longer in the tree)."""
+    if ref is None or row is ref or len(row.get("per_face", ())) != len(ref.get("per_face", ())):
+        return ""
+    d, lo, hi = paired_difference(ref["per_face"], row["per_face"])
+    return f"{d * 100:+.2f} [{lo * 100:+.2f}, {hi * 100:+.2f}]"
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", type=Path, nargs="*", help="shipped .pt files or training checkpoints")
     ap.add_argument("--teacher", action="store_true", help="add dlib's row (the peers extra)")
+    ap.add_argument("--reference", default="tracker/models/rt-sep.pt",
+                    help="the row the others are compared with, face by face")
     ap.add_argument("--out", type=Path, default=RESULTS)
     a = ap.parse_args(argv)
     if not a.models and not a.teacher:
@@ -83,9 +100,12 @@ def main(argv=None) -> int:
              "`python scripts/error_parts.py MODEL ...`: held-out human-labelled 300-W faces "
              "(identity split), canonical crops, no flip test, no offsets; mean NME_io % per part "
              "of the markup; `jaw:along` and `jaw:across` split the jaw points' error on the "
-             "labelled jaw line's tangent (`tracker.core.metrics.contour_components`).", "",
-             parts_table([([r["model"], str(r["faces"]), f"{r['nme'] * 100:.2f}", f"{r['median'] * 100:.2f}"],
-                           r["parts"]) for r in doc["rows"]], ["model", "faces", "NME %", "median %"])]
+             "labelled jaw line's tangent (`tracker.core.metrics.contour_components`). "
+             f"`vs ref.`: the row's mean minus `{a.reference}`'s on the same faces, in points, "
+             "with its 95 % bootstrap interval over the faces.", "",
+             parts_table([([r["model"], str(r["faces"]), f"{r['nme'] * 100:.2f}", f"{r['median'] * 100:.2f}",
+                            versus(r, rows.get(a.reference))], r["parts"]) for r in doc["rows"]],
+                         ["model", "faces", "NME %", "median %", "vs ref."])]
     lines += ["", f"Machine: {describe()}.", ""]
     (a.out / "error_parts.md").write_text("\n".join(lines))
     print("\n".join(lines))

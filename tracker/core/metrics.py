@@ -86,6 +86,23 @@ def auc_fr(errors: np.ndarray, cutoff: float = 0.08) -> tuple[float, float]:
     return float(np.trapz(f, t) / cutoff), float((e > cutoff).mean())
 
 
+def paired_difference(a: np.ndarray, b: np.ndarray, level: float = 0.95, n_boot: int = 10000,
+                      seed: int = 0) -> tuple[float, float, float]:
+    """Mean of b - a over the same faces, (N,) errors each, and its percentile bootstrap
+    interval at `level` (faces drawn with replacement, the pairs kept): how far two models'
+    means on one test set may move with the faces it happens to hold. Training noise (another
+    seed, other batches) is not in it."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.ndim != 1 or a.shape != b.shape or len(a) < 2:
+        raise ValueError(f"paired_difference: two (N,) arrays of the same faces, N >= 2; got "
+                         f"{a.shape} and {b.shape}")
+    d = b - a
+    draws = np.random.default_rng(seed).integers(0, len(d), (n_boot, len(d)))
+    means = d[draws].mean(1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(d.mean()), float(lo), float(hi)
+
+
 def plot_ced(curves: dict[str, np.ndarray], path: str, cutoff: float = 0.08,
              title: str = "Cumulative error distribution") -> None:
     """Write a CED plot (PNG) of several methods' per-face errors."""
