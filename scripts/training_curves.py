@@ -37,6 +37,7 @@ LINEAGES = {
     "rt-sep": ["train/checkpoints/rt-sep"],
     "rt-sep-112": ["train/checkpoints/rt-sep", "train/checkpoints/rt-sep-112"],
     "rt-sep-160": ["train/checkpoints/rt-sep", "train/checkpoints/rt-sep-160", "train/checkpoints/rt-sep-160-occl"],
+    "rt-sep-occl-long (not shipped)": ["train/checkpoints/rt-sep-occl-long"],
 }
 
 
@@ -53,7 +54,7 @@ def run_files(run: str | Path) -> tuple[Path, Path]:
 
 
 def read_run(run: str | Path) -> dict:
-    """One run's epochs: {"run", "epochs": [{"epoch", "hours", "val_nme", "val_median"}]}
+    """One run's epochs: {"run", "epochs": [{"epoch", "lr", "hours", "val_nme", "val_median"}]}
     (hours: this epoch's own training time)."""
     metrics, config = run_files(run)
     if not metrics.is_file() or not config.is_file():
@@ -61,14 +62,16 @@ def read_run(run: str | Path) -> dict:
     per_epoch = json.loads(config.read_text())["samples_per_epoch"]
     epochs = []
     for row in csv.DictReader(metrics.open()):
-        epochs.append({"epoch": int(row["epoch"]), "hours": per_epoch / float(row["faces_per_s"]) / 3600,
+        epochs.append({"epoch": int(row["epoch"]), "lr": float(row["lr"]), "hours": per_epoch / float(row["faces_per_s"]) / 3600,
                        "val_nme": float(row["val_nme"]), "val_median": float(row["val_median"])})
     return {"run": str(run), "faces_per_epoch": per_epoch, "epochs": epochs}
 
 
 def lineage_curve(runs: list[dict]) -> dict:
     """Cumulative hours and the validation NME after each epoch, over the runs in order; the
-    totals; the last run's best epoch (the shipped one where the model was shipped)."""
+    totals; the last run's best epoch (the shipped one where the model was shipped) and its
+    settled level: the mean, least and greatest NME of its epochs after its first rate drop
+    (its plateau; a best epoch alone is partly the pick of the validation noise)."""
     hours, nme, t, faces = [], [], 0.0, 0
     for r in runs:
         for e in r["epochs"]:
@@ -78,9 +81,12 @@ def lineage_curve(runs: list[dict]) -> dict:
             nme.append(e["val_nme"])
     last = runs[-1]["epochs"]
     best = min(last, key=lambda e: e["val_nme"])
+    settled = [e["val_nme"] for e in last if e["lr"] < last[0]["lr"]]
     return {"hours": hours, "val_nme": nme, "total_hours": t, "faces_seen": faces,
             "epochs": len(hours),
-            "best_last_run": {"epoch": best["epoch"], "val_nme": best["val_nme"], "val_median": best["val_median"]}}
+            "best_last_run": {"epoch": best["epoch"], "val_nme": best["val_nme"], "val_median": best["val_median"]},
+            "settled_last_run": ({"epochs": len(settled), "mean": sum(settled) / len(settled),
+                                  "min": min(settled), "max": max(settled)} if settled else None)}
 
 
 def plot(curves: dict[str, dict], path: Path, ylim: tuple[float, float]) -> None:
@@ -103,6 +109,12 @@ def plot(curves: dict[str, dict], path: Path, ylim: tuple[float, float]) -> None
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _settled(s: dict | None) -> str:
+    if s is None:
+        return "no rate drop"
+    return f"{s['mean'] * 100:.2f} ({s['min'] * 100:.2f}-{s['max'] * 100:.2f}, {s['epochs']} epochs)"
 
 
 def main(argv=None) -> int:
@@ -132,13 +144,15 @@ def main(argv=None) -> int:
     lines = ["# Training curves", "",
              "`python scripts/training_curves.py` (from the runs' logs, which do not name a machine: all "
              "ran on this project's 2-core AMD EPYC VM, often shared). Hours: each epoch's faces over its logged training rate, summed over "
-             "the warm-started runs behind the model; best: the last run's best validation epoch.", "",
-             "| model | runs | epochs | faces seen (k) | training hours | best val NME % | its median % |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "the warm-started runs behind the model; best: the last run's best validation epoch; settled: "
+             "the mean (least-greatest) of the last run's epochs after its first rate drop.", "",
+             "| model | runs | epochs | faces seen (k) | training hours | best val NME % | its median % | settled val NME % |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, c in curves.items():
         b = c["best_last_run"]
         lines.append(f"| {name} | {len(lineages[name])} | {c['epochs']} | {c['faces_seen'] / 1000:.0f} | "
-                     f"{c['total_hours']:.1f} | {b['val_nme'] * 100:.2f} | {b['val_median'] * 100:.2f} |")
+                     f"{c['total_hours']:.1f} | {b['val_nme'] * 100:.2f} | {b['val_median'] * 100:.2f} | "
+                     f"{_settled(c['settled_last_run'])} |")
     lines += ["", "![training curves](training_curves.png)", ""]
     (a.out / "training_curves.md").write_text("\n".join(lines))
     print("\n".join(lines))
