@@ -7,7 +7,7 @@ faces (`samples_per_epoch`) over the faces per second the log has for it (traini
 validation and checkpoints add about 20 s an epoch on the 2-core CPU, uncounted), so hours are
 those of the machine the run had, shared or not, as its log measured them.
 
-    python scripts/training_curves.py                       # the bundled models and rt-sep
+    python scripts/training_curves.py                       # every lineage in LINEAGES
     python scripts/training_curves.py --lineage NAME=RUN_DIR_OR_CSV[,...] ...
 
 Writes docs/results/training_curves.{png,md,json}.
@@ -27,8 +27,8 @@ _RT_M = ["docs/results/train_rt-m/stage1_metrics.csv", "docs/results/train_rt-m/
          "docs/results/train_rt-m/stage3_metrics.csv", "docs/results/train_rt-m/stage4_metrics.csv",
          "train/checkpoints/rt-m-stage5"]
 _RT_L = _RT_M + ["train/checkpoints/rt-l", "train/checkpoints/rt-l-stage2"]
-# The runs behind each bundled model (and rt-l, rt-l-112 and rt-xl, which left the bundle), in order;
-# the model card tells the same story in words.
+# The runs behind each bundled model (and rt-l, rt-l-112 and rt-xl, which left the bundle, and the
+# long default run, not shipped), in order; the model card tells the same story in words.
 LINEAGES = {
     "rt-m": _RT_M,
     "rt-l": _RT_L,
@@ -120,7 +120,7 @@ def _settled(s: dict | None) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lineage", action="append", default=[], metavar="NAME=RUN[,RUN...]",
-                    help="a model and its runs in order (default: the bundled models and rt-sep)")
+                    help="a model and its runs in order (default: every lineage in LINEAGES)")
     ap.add_argument("--ylim", type=float, nargs=2, default=(3.3, 5.0), help="NME %% range of the plot")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
     a = ap.parse_args(argv)
