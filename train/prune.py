@@ -1,5 +1,5 @@
-"""Structured channel pruning of a trained FAN to a narrower preset, and its inverse, widening to
-a wider one, each as a warm start.
+"""Structured channel pruning of a trained FAN to a narrower preset, and its inverses, widening to
+a wider one and stacking to a deeper one, each as a warm start.
 
 A narrower hourglass (fewer channels, same stacks, depth, stem and input) starts from the wider
 model's most important channels instead of from scratch, then fine-tunes (`TrainConfig.init`):
@@ -20,6 +20,9 @@ weight that reads a new channel is zero, so the wider model computes what the ol
 new channels themselves keep their random initialisation and are alive (a dead ReLU channel
 would never get a gradient), so the zero weights reading them get gradients from the first step
 and the model grows into its width.
+
+Stacking (`stack`, the same command with a preset that has more stacks, as rt-sep -> rt-sep2)
+is exact too: each new stack is a copy of the last and the merges that feed it are zero.
 """
 from __future__ import annotations
 
@@ -219,17 +222,43 @@ def widen(net: FAN, config: ModelConfig, seed: int = 0) -> FAN:
     return new
 
 
+def stack(net: FAN, config: ModelConfig) -> FAN:
+    """`net` with more stacks (`config` differs from `net.config` in `stacks` only), computing
+    the same heatmaps: each new stack is a copy of the last one and the merges that feed it are
+    zero, so it reads what the last one read and says what it said until training parts them."""
+    old_cfg = net.config
+    if {**old_cfg.to_dict(), "stacks": config.stacks} != config.to_dict() or config.stacks <= old_cfg.stacks:
+        raise ValueError(f"stacking adds stacks only: {old_cfg} -> {config}")
+    new = FAN(config).eval()
+    own = new.state_dict()
+    own.update(net.state_dict())
+    new.load_state_dict(own)
+    last = old_cfg.stacks - 1
+    with torch.no_grad():
+        for i in range(old_cfg.stacks, config.stacks):
+            for part in ("hourglasses", "features", "heads"):
+                getattr(new, part)[i].load_state_dict(getattr(net, part)[last].state_dict())
+        for i in range(last, config.stacks - 1):
+            for merge in (new.merge_features[i], new.merge_heads[i]):
+                merge.weight.zero_()
+                merge.bias.zero_()
+    return new
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("source", type=Path, help="a training checkpoint or a shipped .pt")
-    ap.add_argument("--preset", required=True, choices=sorted(PRESETS), help="the narrower or wider preset")
+    ap.add_argument("--preset", required=True, choices=sorted(PRESETS), help="the narrower, wider or more stacked preset")
     ap.add_argument("--out", type=Path, required=True, help="the new weights, for TrainConfig.init")
     args = ap.parse_args(argv)
     net, _ = load_torch(args.source)
     net = net.float()
     try:
         cfg = PRESETS[args.preset]
-        new = widen(net, cfg) if cfg.width > net.config.width else prune(net, cfg)
+        if cfg.stacks != net.config.stacks:
+            new = stack(net, cfg)
+        else:
+            new = widen(net, cfg) if cfg.width > net.config.width else prune(net, cfg)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

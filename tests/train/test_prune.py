@@ -115,3 +115,34 @@ def test_widening_keeps_the_output_and_the_new_channels_learn(stacks, block):
     assert all(c.weight.grad[c.weight == 0].abs().sum() > 0 for c in convs)
     with pytest.raises(ValueError, match="at least"):
         widen(net, ModelConfig(**{**cfg.to_dict(), "width": 12}))
+
+
+@pytest.mark.parametrize("stacks", [1, 2])
+def test_stacking_keeps_the_output_and_the_new_stack_learns(stacks):
+    from train.prune import stack
+
+    cfg = ModelConfig(stacks=stacks, width=16, depth=2, input_hw=(32, 32), heatmap_hw=(8, 8), stem_width=4,
+                      block="separable")
+    torch.manual_seed(2)
+    net = FAN(cfg).eval()
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    deep = stack(net, ModelConfig(**{**cfg.to_dict(), "stacks": stacks + 1}))
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        want, got = net.forward_all(x), deep.forward_all(x)
+    assert len(got) == stacks + 1
+    for a, b in zip(want + [want[-1]], got):  # the new stack says what the last one said
+        assert a.abs().mean() > 1e-2
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+    # the zero merges into the new stack get gradients from its heatmaps
+    deep.train()
+    deep(x).square().sum().backward()
+    for merge in (deep.merge_features[stacks - 1], deep.merge_heads[stacks - 1]):
+        assert not merge.weight.any() and merge.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="adds stacks only"):
+        stack(net, ModelConfig(**{**cfg.to_dict(), "stacks": stacks + 1, "width": 20}))
+    with pytest.raises(ValueError, match="adds stacks only"):
+        stack(net, cfg)

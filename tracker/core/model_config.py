@@ -117,6 +117,12 @@ PRESETS = {
     # --preset rt-sep-xl`): 0.60 GMACs, about two thirds of rt-xl's latency on this CPU.
     "rt-sep-xl": ModelConfig(stacks=1, width=384, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
                              stem_width=32, block="separable"),
+    # rt-sep with a second stack (intermediate supervision, as FAN: the lever that took rt-m to
+    # rt-m2), warm-started from rt-sep by `python -m train.prune ... --preset rt-sep2` (the
+    # first stack copied into the second, the merges zero: it starts as rt-sep); 0.62 GMACs,
+    # rt-sep-xl's cost.
+    "rt-sep2": ModelConfig(stacks=2, width=256, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
+                           stem_width=32, block="separable"),
     # rt-m with a second stack (intermediate supervision, as FAN); an early accurate preset.
     "rt-m2": ModelConfig(stacks=2, width=96, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
                          stem_width=32),
