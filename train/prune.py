@@ -13,6 +13,9 @@ the channels whose batch-norm scales summed over the stream's blocks are largest
 left out of every range is exactly a channel whose scales are zero: such a model prunes
 without changing its output (the test). One loss is not exact: when the new width equals the
 stem's (2 x stem_width, as rt-s), the stem's last block has no projection on its skip any more.
+With depthwise-separable blocks (rt-sep -> rt-sep2-192) each depthwise kernel and its batch
+norm go with their input channel; a dead input channel still passes a constant through its
+depthwise batch norm, so there the pruned model starts near the wide one's output, not at it.
 
 Widening (`widen`, the same command with a wider preset; full or depthwise-separable blocks) is
 exact: each range's old channels keep their weights at the start of the new range, and every
@@ -22,7 +25,8 @@ would never get a gradient), so the zero weights reading them get gradients from
 and the model grows into its width.
 
 Stacking (`stack`, the same command with a preset that has more stacks, as rt-sep -> rt-sep2)
-is exact too: each new stack is a copy of the last and the merges that feed it are zero.
+is exact too: each new stack is a copy of the last and the merges that feed it are zero. A
+preset that changes both (rt-sep -> rt-sep2-192) is pruned or widened first, then stacked.
 """
 from __future__ import annotations
 
@@ -44,7 +48,8 @@ def _ranges(c: int) -> list[tuple[int, int]]:
 
 
 def _gamma(cbr: nn.Sequential) -> torch.Tensor:
-    return cbr[1].weight.detach().abs()
+    """The absolute batch-norm scales of a range's output channels (full or separable)."""
+    return cbr[-2].weight.detach().abs()
 
 
 def stream_blocks(net: FAN) -> list[HierarchicalBlock]:
@@ -65,8 +70,6 @@ def paired_blocks(net: FAN, new: FAN):
 
 
 def _check_width_only(old: ModelConfig, new: ModelConfig, wider: bool) -> None:
-    if not wider and (old.block != "hierarchical" or new.block != "hierarchical"):
-        raise ValueError(f"pruning knows the full hierarchical block only, not {old.block} -> {new.block}")
     if {**old.to_dict(), "width": new.width} != new.to_dict():
         raise ValueError(f"{'widening' if wider else 'pruning'} changes the width only: {old} -> {new}")
     if (new.width < old.width if wider else new.width > old.width) or new.width % 4:
@@ -112,15 +115,20 @@ def _take_bn(bn: nn.BatchNorm2d, idx: torch.Tensor | None, into: nn.BatchNorm2d)
 
 
 def _take_cbr(old: nn.Sequential, new: nn.Sequential, out_idx, in_idx) -> None:
-    _take_conv(old[0], out_idx, in_idx, new[0])
-    _take_bn(old[1], out_idx, new[1])
+    """A conv-BN-ReLU range, or a depthwise-separable one (`tracker.core.model._separable`),
+    whose depthwise kernels and their batch norm keep the kept input channels."""
+    if old[0].groups > 1:
+        _take_conv(old[0], in_idx, None, new[0])
+        _take_bn(old[1], in_idx, new[1])
+    _take_conv(old[-3], out_idx, in_idx, new[-3])
+    _take_bn(old[-2], out_idx, new[-2])
 
 
 def _take_block(old: HierarchicalBlock, new: HierarchicalBlock, stream: torch.Tensor,
                 in_idx: torch.Tensor | None) -> None:
     """`stream`: the kept output channels (old indices); `in_idx`: the kept input channels
     (None: all)."""
-    c = old.c1[0].out_channels * 2
+    c = old.c1[-3].out_channels * 2
     (alo, ahi), (blo, bhi), (clo, chi) = _ranges(c)
     a = stream[(stream >= alo) & (stream < ahi)] - alo
     b = stream[(stream >= blo) & (stream < bhi)] - blo
@@ -134,7 +142,8 @@ def _take_block(old: HierarchicalBlock, new: HierarchicalBlock, stream: torch.Te
 
 
 def prune(net: FAN, config: ModelConfig) -> FAN:
-    """`net`'s weights cut down to `config`, which may differ from `net.config` in width only."""
+    """`net`'s weights cut down to `config`, which may differ from `net.config` in width only
+    (full or depthwise-separable blocks)."""
     old_cfg = net.config
     _check_width_only(old_cfg, config, wider=False)
     stream = choose_stream(net, config.width)
@@ -255,10 +264,12 @@ def main(argv: list[str] | None = None) -> int:
     net = net.float()
     try:
         cfg = PRESETS[args.preset]
+        new = net  # the width first, then the stacks: rt-sep -> rt-sep2-192 prunes, then stacks
+        if cfg.width != net.config.width:
+            same_stacks = ModelConfig(**{**cfg.to_dict(), "stacks": net.config.stacks})
+            new = widen(net, same_stacks) if cfg.width > net.config.width else prune(net, same_stacks)
         if cfg.stacks != net.config.stacks:
-            new = stack(net, cfg)
-        else:
-            new = widen(net, cfg) if cfg.width > net.config.width else prune(net, cfg)
+            new = stack(new, cfg)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -123,6 +123,10 @@ PRESETS = {
     # rt-sep-xl's cost.
     "rt-sep2": ModelConfig(stacks=2, width=256, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
                            stem_width=32, block="separable"),
+    # Two narrower stacks at about the default's cost (0.38 GMACs): rt-sep pruned to 192
+    # channels, then stacked (`python -m train.prune ... --preset rt-sep2-192`).
+    "rt-sep2-192": ModelConfig(stacks=2, width=192, depth=3, input_hw=(128, 128),
+                               heatmap_hw=(32, 32), stem_width=32, block="separable"),
     # rt-m with a second stack (intermediate supervision, as FAN); an early accurate preset.
     "rt-m2": ModelConfig(stacks=2, width=96, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
                          stem_width=32),
