@@ -16,26 +16,30 @@ def _dead(bn: nn.BatchNorm2d, idx) -> None:
     bn.bias.data[idx] = 0.0
 
 
-def model_with_dead_channels(cfg: ModelConfig, width: int, seed: int = 0) -> tuple[FAN, torch.Tensor]:
-    """A random FAN (random BN statistics too) in which only the stream channels of a random
-    `width`-wide subset, and `width` of each stack's free channels, carry anything."""
-    torch.manual_seed(seed)
-    net = FAN(cfg).eval()
+def _trained_looking(net: FAN) -> None:
+    """Random batch-norm statistics and scales, as a trained model has (a fresh one's are 0 and 1)."""
     for m in net.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.uniform_(-0.2, 0.2)
+
+
+def model_with_dead_channels(cfg: ModelConfig, width: int, seed: int = 0) -> tuple[FAN, torch.Tensor]:
+    """A random FAN (random BN statistics too) in which only the stream channels of a random
+    `width`-wide subset, and `width` of each stack's free channels, carry anything."""
+    torch.manual_seed(seed)
+    net = FAN(cfg).eval()
+    _trained_looking(net)
     g = torch.Generator().manual_seed(seed)
     keep = []
     for (lo, hi), (nlo, nhi) in zip(_ranges(cfg.width), _ranges(width)):
         keep.append(lo + torch.sort(torch.randperm(hi - lo, generator=g)[:nhi - nlo]).values)
     keep = torch.cat(keep)
     drop = torch.tensor([i for i in range(cfg.width) if i not in set(keep.tolist())])
-    blocks = stream_blocks(net)
-    for k, b in enumerate(blocks):
-        ranges = _ranges(cfg.width)
+    ranges = _ranges(cfg.width)
+    for k, b in enumerate(stream_blocks(net)):
         for cbr, (lo, hi) in zip((b.c1, b.c2, b.c3), ranges):
             _dead(cbr[-2], [int(i) - lo for i in drop if lo <= i < hi])
         if cfg.block == "separable":  # a depthwise kernel on a dead input says nothing either
@@ -104,12 +108,7 @@ def test_widening_keeps_the_output_and_the_new_channels_learn(stacks, block):
                       block=block)
     torch.manual_seed(1)
     net = FAN(cfg).eval()
-    for m in net.modules():  # random statistics and scales, as a trained model has
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
+    _trained_looking(net)
     wide = widen(net, ModelConfig(**{**cfg.to_dict(), "width": 24}))
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
@@ -132,10 +131,7 @@ def test_stacking_keeps_the_output_and_the_new_stack_learns(stacks):
                       block="separable")
     torch.manual_seed(2)
     net = FAN(cfg).eval()
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
+    _trained_looking(net)
     deep = stack(net, ModelConfig(**{**cfg.to_dict(), "stacks": stacks + 1}))
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
