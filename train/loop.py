@@ -44,6 +44,7 @@ from train.loss import LOSSES, sample_weight, siamese_l2
 from train.relabel import relabelled
 from train.sampling import augment_rng, draw_batch, rank_slice, sampling_weights, split
 from train.targets import (
+    MEMORY_FORMAT,
     branch_to_canonical,
     heatmap_targets,
     label_weights,
@@ -92,7 +93,7 @@ class Trainer:
         self.heatmap_loss = LOSSES[cfg.loss]
         self.teacher, self.teacher_codec = self._teacher() if cfg.distil_from else (None, None)
         torch.manual_seed(cfg.seed)
-        self.model = FAN(self.mc).to(dist.device)
+        self.model = FAN(self.mc).to(dist.device).to(memory_format=MEMORY_FORMAT)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.sched = torch.optim.lr_scheduler.MultiStepLR(self.opt, list(cfg.milestones), cfg.gamma)
         # one process: one stream draws the batches and augments them; under DDP the batch
@@ -125,7 +126,7 @@ class Trainer:
                              "not square")
         for p in net.parameters():
             p.requires_grad_(False)
-        return net.to(self.dist.device).eval(), info.codec
+        return net.to(self.dist.device).to(memory_format=MEMORY_FORMAT).eval(), info.codec
 
     @property
     def batch_rng(self) -> np.random.Generator:
