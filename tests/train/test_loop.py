@@ -1,3 +1,4 @@
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -8,6 +9,7 @@ from tracker.core.model_config import ModelConfig
 from train.augment import augment_batch
 from train.config import TrainConfig
 from train.loop import Trainer
+from train.loss import heatmap_l2
 from train.targets import to_tensor
 
 TINY = ModelConfig(stacks=1, width=16, depth=2, input_hw=(64, 64), heatmap_hw=(16, 16), stem_width=8)
@@ -28,6 +30,34 @@ def test_loss_falls_on_real_faces(tmp_path, fixture_cache):
         tr.rng = np.random.default_rng(0)  # the same augmentation each step: fit one batch
         losses.append(tr.train_step(idx))
     assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:3])
+
+
+def test_training_in_channels_last_computes_what_the_default_layout_does(tmp_path, fixture_cache):
+    # the trainer keeps models and inputs channels last for speed (train.targets.MEMORY_FORMAT):
+    # its inputs hold the same values, and its model the same loss and gradients as in the
+    # default layout, up to float rounding (measured: 1e-5 of the gradients' norm at most, on
+    # generated inputs; real crops' constant borders put ReLUs at exactly zero, where the two
+    # layouts' rounding picks different subgradients)
+    sep2 = replace(TINY, block="separable", stacks=2)
+    tr = Trainer(_cfg(tmp_path), fixture_cache, sep2)
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in tr.model.parameters() if p.dim() == 4)
+    imgs = fixture_cache.images[:4, 64:128, 64:128]
+    x = to_tensor(imgs, sep2)
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(x, torch.from_numpy(sep2.normalise(imgs)))
+    torch.manual_seed(0)
+    x, target = torch.randn(4, 3, 64, 64), torch.rand(4, 68, 16, 16)
+    plain = copy.deepcopy(tr.model).to(memory_format=torch.contiguous_format)
+    results = []
+    for net, inp in ((tr.model, x.contiguous(memory_format=torch.channels_last)), (plain, x)):
+        net.train()
+        net.zero_grad()
+        loss = sum(heatmap_l2(o, target, torch.ones(4)) for o in net.forward_all(inp))
+        loss.backward()
+        results.append((float(loss), torch.cat([p.grad.flatten() for p in net.parameters()])))
+    (loss_cl, grad_cl), (loss_plain, grad_plain) = results
+    assert loss_cl == pytest.approx(loss_plain, rel=1e-6)
+    assert float((grad_cl - grad_plain).norm() / grad_plain.norm()) < 3e-5
 
 
 def test_siamese_step_runs_and_learns(tmp_path, fixture_cache):
