@@ -123,8 +123,9 @@ PRESETS = {
     # rt-sep-xl's cost.
     "rt-sep2": ModelConfig(stacks=2, width=256, depth=3, input_hw=(128, 128), heatmap_hw=(32, 32),
                            stem_width=32, block="separable"),
-    # Two narrower stacks at about the default's cost (0.38 GMACs): rt-sep pruned to 192
-    # channels, then stacked (`python -m train.prune ... --preset rt-sep2-192`).
+    # Two narrower stacks at about the default's cost (0.38 GMACs), trained from scratch
+    # (train/checkpoints/rt-sep2-192-scratch/; pruning rt-sep to 192 channels and stacking it,
+    # `python -m train.prune ... --preset rt-sep2-192`, started too far behind).
     "rt-sep2-192": ModelConfig(stacks=2, width=192, depth=3, input_hw=(128, 128),
                                heatmap_hw=(32, 32), stem_width=32, block="separable"),
     # rt-m with a second stack (intermediate supervision, as FAN); an early accurate preset.
