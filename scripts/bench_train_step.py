@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     (a.out / f"{a.name}.json").write_text(json.dumps(
         {"machine": machine, "threads": a.threads, "batch": a.batch, "steps": a.steps,
          "note": a.note, "rows": rows}, indent=1) + "\n")
-    lines = [f"# Training step time by memory layout\n",
+    lines = ["# Training step time by memory layout\n",
              f"`python scripts/bench_train_step.py` ({a.threads} threads, batch {a.batch}, median of "
              f"{a.steps} steps after {WARMUP} of warm-up; forward, adaptive wing loss on every stack, "
              "backward, Adam; no augmentation). The trainer keeps models and inputs channels last "
