@@ -38,15 +38,15 @@ def model_with_dead_channels(cfg: ModelConfig, width: int, seed: int = 0) -> tup
         keep.append(lo + torch.sort(torch.randperm(hi - lo, generator=g)[:nhi - nlo]).values)
     keep = torch.cat(keep)
     drop = torch.tensor([i for i in range(cfg.width) if i not in set(keep.tolist())])
-    ranges = _ranges(cfg.width)
+    dead = [[int(i) - lo for i in drop if lo <= i < hi] for lo, hi in _ranges(cfg.width)]  # per range
     for k, b in enumerate(stream_blocks(net)):
-        for cbr, (lo, hi) in zip((b.c1, b.c2, b.c3), ranges):
-            _dead(cbr[-2], [int(i) - lo for i in drop if lo <= i < hi])
+        for cbr, d in zip((b.c1, b.c2, b.c3), dead):
+            _dead(cbr[-2], d)
         if cfg.block == "separable":  # a depthwise kernel on a dead input says nothing either
             if k > 0:  # the stem's last block reads the stem, not the stream
                 _dead(b.c1[1], drop)
-            for cbr, (lo, hi) in zip((b.c2, b.c3), ranges[:2]):
-                _dead(cbr[1], [int(i) - lo for i in drop if lo <= i < hi])
+            for cbr, d in zip((b.c2, b.c3), dead):  # c2 reads the first range, c3 the second
+                _dead(cbr[1], d)
     _dead(net.stem[-1].skip[1], drop)
     for i in range(cfg.stacks):
         free = torch.randperm(cfg.width, generator=g)[width:]
