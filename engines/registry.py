@@ -51,7 +51,7 @@ def sibling(path: Path, suffix: str) -> Path:
 
 
 def resolve_model(model_path: str | Path | None, suffix: str = ".onnx") -> Path:
-    """The model file to load: `model_path`, the bundled model of that name (`rt-sep`, `rt-sep-160`:
+    """The model file to load: `model_path`, the bundled model of that name (`rt-sep`, `rt-sep2-192`:
     a bare name with no such file here), or the bundled default model (None)."""
     name = Path(model_path) if model_path is not None else None
     if name is not None and str(model_path) == name.name and not name.suffix and not name.exists():

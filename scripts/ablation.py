@@ -57,8 +57,8 @@ ARMS = {
     "human-only": ("human labels only", {"source_weights": HUMAN}),
     "teacher-only": ("teacher labels only", {"source_weights": TEACHER}),
     "awing": ("adaptive wing loss", {"loss": "awing"}),
-    "distil": ("distilled from rt-sep-160 (+ labels)",
-               {"distil_from": str(ROOT / "tracker/models/rt-sep-160.pt")}),
+    "distil": ("distilled from rt-sep2-192 (+ labels)",
+               {"distil_from": str(ROOT / "tracker/models/rt-sep2-192.pt")}),
 }
 BASE_CONFIG = ROOT / "train/checkpoints/rt-m-stage5/config.json"
 

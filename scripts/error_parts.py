@@ -1,7 +1,7 @@
 """Where a model errs on the validation faces: NME per part of the markup and the jaw's error
 along and across its line (`tracker.evaluation.scoring.face_errors`).
 
-    python scripts/error_parts.py tracker/models/rt-sep.pt tracker/models/rt-sep-160.pt
+    python scripts/error_parts.py tracker/models/rt-sep.pt tracker/models/rt-sep2-192.pt
     python scripts/error_parts.py --teacher     # dlib's row (needs the peers extra)
 
 Each model runs on the canonical crops of the held-out human-labelled faces (the identity split

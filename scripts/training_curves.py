@@ -27,8 +27,8 @@ _RT_M = ["docs/results/train_rt-m/stage1_metrics.csv", "docs/results/train_rt-m/
          "docs/results/train_rt-m/stage3_metrics.csv", "docs/results/train_rt-m/stage4_metrics.csv",
          "train/checkpoints/rt-m-stage5"]
 _RT_L = _RT_M + ["train/checkpoints/rt-l", "train/checkpoints/rt-l-stage2"]
-# The runs behind each bundled model (and rt-l, rt-l-112 and rt-xl, which left the bundle, and the
-# long default run, rt-sep2 and rt-sep2-192, not shipped), in order; the model card tells the same story in words.
+# The runs behind each bundled model (and rt-l, rt-l-112, rt-xl and rt-sep-160, which left the bundle,
+# and the long default run and rt-sep2, not shipped), in order; the model card tells the same story in words.
 LINEAGES = {
     "rt-m": _RT_M,
     "rt-l": _RT_L,
@@ -39,7 +39,7 @@ LINEAGES = {
     "rt-sep-160": ["train/checkpoints/rt-sep", "train/checkpoints/rt-sep-160", "train/checkpoints/rt-sep-160-occl"],
     "rt-sep-occl-long (not shipped)": ["train/checkpoints/rt-sep-occl-long"],
     "rt-sep2 (not shipped)": ["train/checkpoints/rt-sep", "train/checkpoints/rt-sep2"],
-    "rt-sep2-192 from scratch (not shipped)": ["train/checkpoints/rt-sep2-192-scratch"],
+    "rt-sep2-192": ["train/checkpoints/rt-sep2-192-scratch", "train/checkpoints/rt-sep2-192-occl"],
 }
 
 

@@ -1,6 +1,6 @@
 """New labels for the teacher-labelled faces of a training cache, from our own trained models.
 
-    python -m train.relabel tracker/models/rt-sep-160.pt tracker/models/rt-sep.pt --out .cache/relabels.npz
+    python -m train.relabel tracker/models/rt-sep2-192.pt tracker/models/rt-sep.pt --out .cache/relabels.npz
 
 The teacher (dlib) labels whole pixels, jitters and fails on turned heads. Each model given
 predicts every face on its canonical crop and on the mirrored crop (flip test), and the

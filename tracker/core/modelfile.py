@@ -31,7 +31,7 @@ OUTPUT_NAME = "heatmaps"
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_MODEL = "rt-sep"
 #: What each bundled preset is for, as `tracker info` and `--model`'s help say it.
-ROLES = {DEFAULT_MODEL: "the default", "rt-sep-112": "fast", "rt-sep-160": "accurate"}
+ROLES = {DEFAULT_MODEL: "the default", "rt-sep-112": "fast", "rt-sep2-192": "accurate"}
 
 
 @dataclass(frozen=True)

@@ -218,6 +218,7 @@ def test_a_backend_that_decodes_on_its_device_is_used_by_the_tracker():
 @pytest.mark.parametrize("name, gains", [
     ("rt-sep", (0.0025, 0.0025)),  # the default: measured 5.55 -> 5.24 %, 4.13 -> 3.84 %
     ("rt-sep-112", (0.0035, 0.003)),  # measured 5.76 -> 5.36 %, 4.42 -> 4.08 %
+    ("rt-sep2-192", (0.003, 0.0025)),  # the accurate preset: 5.15 -> 4.80 %, 3.82 -> 3.54 %
     ("rt-m", (0.004, 0.003)),  # measured 6.66 -> 6.17 %, 3.85 -> 3.46 %
 ])
 def test_the_bundled_models_offsets_bring_held_out_human_labels_closer(name, gains):
