@@ -110,7 +110,7 @@ PRESETS = {
                               heatmap_hw=(28, 28), stem_width=32, block="separable"),
     # rt-sep on a 160-px input, 40x40 heatmaps (the issue's larger input): rt-sep's weights'
     # shapes, fine-tuned from them on a 240-px cache, at 1.56 times rt-sep's MACs; the accurate
-    # preset.
+    # preset until rt-sep2-192.
     "rt-sep-160": ModelConfig(stacks=1, width=256, depth=3, input_hw=(160, 160),
                               heatmap_hw=(40, 40), stem_width=32, block="separable"),
     # rt-sep widened exactly to 384 channels (`python -m train.prune tracker/models/rt-sep.pt
@@ -125,7 +125,8 @@ PRESETS = {
                            stem_width=32, block="separable"),
     # Two narrower stacks at about the default's cost (0.38 GMACs), trained from scratch
     # (train/checkpoints/rt-sep2-192-scratch/; pruning rt-sep to 192 channels and stacking it,
-    # `python -m train.prune ... --preset rt-sep2-192`, started too far behind).
+    # `python -m train.prune ... --preset rt-sep2-192`, started too far behind); with an
+    # occlusion cycle on top (train/checkpoints/rt-sep2-192-occl/), the accurate preset.
     "rt-sep2-192": ModelConfig(stacks=2, width=192, depth=3, input_hw=(128, 128),
                                heatmap_hw=(32, 32), stem_width=32, block="separable"),
     # rt-m with a second stack (intermediate supervision, as FAN); an early accurate preset.
