@@ -207,7 +207,11 @@ def save(labels: dict, path: Path) -> None:
 
 def relabelled(cache: Cache, path: Path) -> Cache:
     """`cache` with the labels of a relabels file (`save`); RelabelMismatch when the file was
-    made for another cache."""
+    made for another cache; FileNotFoundError, saying how to make it, when there is none (a run
+    resumed on a fresh machine)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no relabels file; make it for this cache with `python -m train.relabel "
+                                f"[MODELS] [--subpixel-teacher] --out {path}` (the run's README says which)")
     d = np.load(path, allow_pickle=False)
     meta = json.loads(str(d["meta"]))
     if meta["fingerprint"] != fingerprint(cache) or d["points"].shape != cache.points.shape:

@@ -83,6 +83,8 @@ def test_relabelling_replaces_teacher_labels_only_and_refuses_another_cache(mode
     other = replace(fixture_cache, points=fixture_cache.points + 1)
     with pytest.raises(RelabelMismatch, match="another cache"):
         relabelled(other, tmp_path / "relabels.npz")
+    with pytest.raises(FileNotFoundError, match="python -m train.relabel"):
+        relabelled(fixture_cache, tmp_path / "missing.npz")
     with pytest.raises(ValueError, match="between 0"):
         relabel(fixture_cache, [model_path], blend=1.5)
 
