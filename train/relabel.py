@@ -100,7 +100,7 @@ def teacher_on(cache: Cache, idx: np.ndarray, subpixel: bool = False,
         import face_recognition_models
     except ImportError as e:
         raise SystemExit(f"the teacher, dlib, is not installed ({e}): install the peers extra "
-                         "(scripts/install.sh peers) or give --blend") from None
+                         "(scripts/install.sh peers), or give --blend without --subpixel-teacher") from None
     from tqdm import tqdm
 
     detector = dlib.get_frontal_face_detector()
