@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from tracker.core.geometry import apply, invert
-from tracker.core.landmarks import IBUG68
+from tracker.core.landmarks import flip_points
 from tracker.core.metrics import nme
 from train.cache import Cache, default_path
 from train.config import TrainConfig
@@ -77,9 +77,7 @@ def predict(model_paths: list[Path], cache: Cache, idx: np.ndarray, batch: int =
             xy, _ = info.codec.decode(hm)  # input pixels
             n = len(b)
             if flip:
-                mirrored = xy[n:][:, list(IBUG68.flip)]
-                mirrored[..., 0] = hw[1] - 1 - mirrored[..., 0]
-                xy = (xy[:n] + mirrored) / 2
+                xy = (xy[:n] + flip_points(xy[n:], hw[1])) / 2
             total[s:s + n] += apply(invert(canon), xy)
     return (total / len(model_paths)).astype(np.float32)
 
@@ -141,9 +139,7 @@ def _subpixel_shape(predictor, img: np.ndarray, ltrb: np.ndarray, rectangle) -> 
         lt, rb = np.round(s * (b[:2] + 0.5) - 0.5), np.round(s * (b[2:] + 0.5) - 0.5)
         shape = predictor(image, rectangle(int(lt[0]), int(lt[1]), int(rb[0]), int(rb[1])))
         out.append((np.array([(p.x, p.y) for p in shape.parts()], np.float64) + 0.5) / s - 0.5)
-    back = out[1][list(IBUG68.flip)]
-    back[:, 0] = w - 1 - back[:, 0]
-    return (out[0] + back) / 2
+    return (out[0] + flip_points(out[1], w)) / 2
 
 
 def choose_blend(ours: np.ndarray, teacher: np.ndarray, truth: np.ndarray) -> tuple[float, dict]:
