@@ -1,5 +1,6 @@
 """The tracker on edited footage (tests/fixtures/footage, `scripts/make_footage_fixtures.py`)
-and on a folder of unrelated photos: faces per frame, duplicates, id switches, accuracy.
+and on a folder of unrelated photos (as files are, and stored sideways with EXIF orientation
+tags, as phones store them): faces per frame, duplicates, id switches, accuracy.
 
     python scripts/footage_study.py [--name after] [--code-root DIR] [--set key=value ...]
 
@@ -33,7 +34,7 @@ from tracker.evaluation.footage import score_tracks, stack_labels  # noqa: E402
 
 FOOTAGE = ROOT / "tests" / "fixtures" / "footage"
 PHOTOS = [ROOT / "tests" / "fixtures" / "stills", ROOT / "tests" / "fixtures" / "photos_multi"]
-CASES = ["cut", "zoom", "two_faces", "crossing", "rotated", "fast"]
+CASES = ["cut", "zoom", "two_faces", "crossing", "rotated", "fast", "portrait"]
 RESULTS = ROOT / "docs" / "results"
 
 #: Runs in the subprocess: track each case and each photo, pickle (id, points) per frame.
@@ -47,9 +48,10 @@ res = {}
 with Tracker(cfg) as t:
     for name, path in cases:
         res[name] = [[(f.id, f.points) for f in r.faces] for r in t.track(path)]
-    res["photos"] = [[(f.id, f.points) for f in r.faces] for r in t.track(photos)]
+    for name, path in photos:
+        res[name] = [[(f.id, f.points) for f in r.faces] for r in t.track(path)]
     t2 = Tracker(dataclasses.replace(cfg, tracking=False))
-    res["photos_no_tracking"] = [[(f.id, f.points) for f in r.faces] for r in t2.track(photos)]
+    res["photos_no_tracking"] = [[(f.id, f.points) for f in r.faces] for r in t2.track(photos[0][1])]
     t2.close()
 pickle.dump(res, open(out, "wb"))
 """
@@ -60,15 +62,27 @@ class _Face:
         self.id, self.points = fid, points
 
 
-def photo_folder(tmp: Path) -> tuple[Path, np.ndarray]:
+def photo_folder(tmp: Path, sideways: bool = False) -> tuple[Path, np.ndarray]:
     """The labelled still photos in one folder (a symlink each), and their labels
-    (F, N, 68, 2) with NaN padding."""
-    folder = tmp / "photos"
+    (F, N, 68, 2) with NaN padding. `sideways`: each stored as a phone stores it, turned, with
+    the EXIF orientation tag that shows it upright (6, 8 and 3 in turn; JPEG quality 95)."""
+    from PIL import Image
+
+    from tracker.core.datasets import read_image
+
+    folder = tmp / ("photos_exif" if sideways else "photos")
     folder.mkdir()
     by_image = faces_by_image(rec for root in PHOTOS for rec in image_folder(root))
     names = sorted(by_image, key=lambda p: p.name)
     for i, name in enumerate(names):
-        (folder / f"{i:03d}{name.suffix}").symlink_to(name)
+        if not sideways:
+            (folder / f"{i:03d}{name.suffix}").symlink_to(name)
+            continue
+        tag, turns = ((6, 1), (8, -1), (3, 2))[i % 3]  # tag -> the stored pixels' turn
+        exif = Image.Exif()
+        exif[0x0112] = tag
+        Image.fromarray(np.ascontiguousarray(np.rot90(read_image(name), turns))).save(
+            folder / f"{i:03d}.jpg", exif=exif, quality=95)
     labels = stack_labels([by_image[name] for name in names])
     return folder, labels
 
@@ -84,10 +98,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         photos, photo_labels = photo_folder(tmp)
+        sideways, _ = photo_folder(tmp, sideways=True)
         cases = [(c, str(FOOTAGE / c / "vid.mp4")) for c in CASES]
         out = tmp / "out.pkl"
         env = dict(os.environ, PYTHONPATH=str(a.code_root.resolve()))
-        subprocess.run([sys.executable, "-c", RUNNER, json.dumps([cases, str(photos), overrides, str(out)])],
+        subprocess.run([sys.executable, "-c", RUNNER, json.dumps([cases, [("photos", str(photos)), ("photos_exif", str(sideways))], overrides, str(out)])],
                        check=True, env=env, cwd=tmp)
         res = pickle.loads(out.read_bytes())
     rows = {}
@@ -96,7 +111,7 @@ def main() -> None:
         s = score_tracks([[_Face(*f) for f in fr] for fr in res[c]], labels)
         rows[c] = {k: s[k] for k in ("frames", "faces", "mean_nme", "median_nme", "missed", "extra",
                                      "switches", "exact")}
-    for key in ("photos", "photos_no_tracking"):
+    for key in ("photos", "photos_no_tracking", "photos_exif"):
         s = score_tracks([[_Face(*f) for f in fr] for fr in res[key]], photo_labels)
         rows[key] = {k: s[k] for k in ("frames", "faces", "mean_nme", "median_nme", "missed", "extra",
                                        "exact")}

@@ -14,7 +14,10 @@ which source each face comes from. The cases edit real footage the way real foot
 - crossing: two faces on a 960x540 frame moving past each other (one along the top, one along
   the bottom), 48 frames;
 - rotated: feat_single turned about its face by an angle that rises to 60 degrees and back;
-- fast: feat_single on a 960x360 frame swinging left and right by up to 42 px per frame.
+- fast: feat_single on a 960x360 frame swinging left and right by up to 42 px per frame;
+- portrait: feat_single framed as a phone's portrait video (360x640) and stored as a phone
+  stores it: turned a quarter, 640x360, with a display matrix turning it back (-90 degrees);
+  the labels are in the upright picture's pixels, as players show it.
 """
 from __future__ import annotations
 
@@ -66,7 +69,10 @@ def place(canvas_hw, layers) -> tuple[np.ndarray, list[np.ndarray]]:
     return out, pts
 
 
-def write(case: str, frames: list[np.ndarray], points: np.ndarray, ids: list[str]) -> None:
+def write(case: str, frames: list[np.ndarray], points: np.ndarray, ids: list[str],
+          display_rotation: int = 0) -> None:
+    """The case's folder: `frames` encoded (stored turned by -`display_rotation` degrees
+    counter-clockwise, with a display matrix turning them back) and the labels."""
     import av
 
     folder = OUT / case
@@ -76,8 +82,13 @@ def write(case: str, frames: list[np.ndarray], points: np.ndarray, ids: list[str
         s.height, s.width = frames[0].shape[:2]
         s.pix_fmt = "yuv420p"
         s.options = {"crf": "23", "preset": "medium"}
+        turns = display_rotation // 90
+        if turns:
+            s.set_display_rotation(display_rotation)
+            s.height, s.width = np.rot90(frames[0], -turns).shape[:2]
         for f in frames:
-            for packet in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+            stored = np.ascontiguousarray(np.rot90(f, -turns))
+            for packet in s.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")):
                 out.mux(packet)
         for packet in s.encode():
             out.mux(packet)
@@ -153,6 +164,14 @@ def main(data: Path) -> None:
         f, p = place((360, 960), [(a_frames[i], a_pts[i], np.array([[1.0, 0, dx], [0, 1.0, 0]]))])
         frames.append(f), pts.append(p)
     write("fast", frames, np.array(pts), ["feat_single"])
+
+    # portrait: A centred on a 360x640 portrait frame, stored sideways as phones store it
+    c = a_pts[:48].mean((0, 1))
+    frames, pts = [], []
+    for i in range(48):
+        f, p = place((640, 360), [(a_frames[i], a_pts[i], similarity(c, np.array([179.5, 279.5]), 1.0))])
+        frames.append(f), pts.append(p)
+    write("portrait", frames, np.array(pts), ["feat_single"], display_rotation=-90)
 
 
 def _face_patch(image: np.ndarray, pts: np.ndarray, centre: np.ndarray, half: int):

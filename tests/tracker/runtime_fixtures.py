@@ -47,8 +47,10 @@ def clip_frames() -> tuple[np.ndarray, ...]:
         return tuple(np.ascontiguousarray(f.to_ndarray(format="rgb24")) for f in c.decode(video=0))
 
 
-def write_video(path: Path, frames, rate=30, codec: str = "libx264", audio: bool = False) -> Path:
-    """Encode RGB frames into a video file (optionally with a silent AAC track)."""
+def write_video(path: Path, frames, rate=30, codec: str = "libx264", audio: bool = False,
+                display_rotation: int = 0) -> Path:
+    """Encode RGB frames into a video file (optionally with a silent AAC track, and with a
+    display matrix turning them `display_rotation` degrees counter-clockwise, as phones write)."""
     import av
 
     frames = list(frames)
@@ -56,6 +58,8 @@ def write_video(path: Path, frames, rate=30, codec: str = "libx264", audio: bool
         v = out.add_stream(codec, rate=rate)
         v.height, v.width = frames[0].shape[:2]
         v.pix_fmt = "yuv420p"
+        if display_rotation:
+            v.set_display_rotation(display_rotation)
         a = None
         if audio:
             a = out.add_stream("aac", rate=44100)

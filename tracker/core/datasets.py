@@ -19,7 +19,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from tracker.core.images import IMAGE_EXTS, to_rgb
+from tracker.core.images import IMAGE_EXTS, read_rgb, to_rgb
 from tracker.core.pts import PtsError, read_pts
 
 
@@ -36,17 +36,13 @@ class FaceRecord:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image as (H, W, 3) uint8 RGB; grey and RGBA images are converted."""
-    import cv2
-
+    """Read an image as (H, W, 3) uint8 RGB, as viewers (and labelling tools) show it
+    (`tracker.core.images.read_rgb`); grey and RGBA images are converted."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: no such image file")
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None or img.size == 0:
-        raise DatasetError(f"{path}: unreadable or empty image")
     try:
-        return to_rgb(img, bgr=True)
+        return read_rgb(path)
     except ValueError as e:
         raise DatasetError(f"{path}: {e}") from None
 

@@ -2,7 +2,9 @@
 
 PyAV's `to_ndarray` returns row-padded arrays for some widths (360, 590, 700, 844, ...) that
 some native code misreads without an error, and grey, RGBA and 16-bit images are common in
-folders, so images from files and decoders go through `to_rgb` once, where they enter.
+folders, so images from files and decoders go through `to_rgb` once, where they enter. Image files are
+read as viewers show them (`read_rgb`): phones store photos sideways with an EXIF orientation tag
+that every viewer honours, and so do the labelling tools.
 """
 from __future__ import annotations
 
@@ -33,3 +35,16 @@ def to_rgb(image: np.ndarray, bgr: bool = False) -> np.ndarray:
     elif bgr:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     return np.ascontiguousarray(img)
+
+
+def read_rgb(path) -> np.ndarray:
+    """An image file as viewers show it -> (H, W, 3) uint8 RGB (`to_rgb`): its EXIF orientation
+    applied, any bit depth, alpha dropped. ValueError when it cannot be read or is empty."""
+    import cv2
+
+    # IMREAD_UNCHANGED would ignore the EXIF orientation; these flags keep grey and 16 bit
+    # (which to_rgb handles) and apply it.
+    img = cv2.imread(str(path), cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH)
+    if img is None or img.size == 0:
+        raise ValueError("unreadable or empty image")
+    return to_rgb(img, bgr=True)

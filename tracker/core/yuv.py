@@ -98,6 +98,20 @@ class YUV420:
     def shape(self) -> tuple[int, int, int]:
         return (*self.y.shape, 3)
 
+    def turned(self, quarter_turns: int) -> "YUV420":
+        """The frame turned counter-clockwise by `quarter_turns` x 90 degrees, as `np.rot90`
+        turns an RGB image. The planes turn as they are: a chroma sample centred on its 2x2
+        block of luma is still centred on it after the turn."""
+        k = quarter_turns % 4
+        if k == 0:
+            return self
+
+        def turn(plane: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(np.rot90(plane, k))
+
+        to_rgb = None if self._to_rgb is None else (lambda: turn(self._to_rgb()))
+        return YUV420(turn(self.y), turn(self.u), turn(self.v), self.colour, to_rgb)
+
     def rgb(self) -> np.ndarray:
         """The whole frame as (H, W, 3) uint8 RGB, C-contiguous (converted once)."""
         if self._rgb is None:

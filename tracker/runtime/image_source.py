@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from tracker.core.images import IMAGE_EXTS, to_rgb
+from tracker.core.images import IMAGE_EXTS, read_rgb
 from tracker.runtime.frames import Frame, Source, SourceError
 
 
@@ -31,15 +31,9 @@ class ImageFolderSource(Source):
         return f"{self.path} ({len(self.files)} image{'s' * (len(self.files) != 1)})"
 
     def __iter__(self) -> Iterator[Frame]:
-        import cv2
-
         for index, p in enumerate(self.files):
-            img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
-            if img is None or img.size == 0:
-                self.skipped.append(f"{p}: unreadable or empty image, skipped")
-                continue
             try:
-                image = to_rgb(img, bgr=True)
+                image = read_rgb(p)  # as viewers show it (EXIF orientation applied)
             except ValueError as e:
                 self.skipped.append(f"{p}: {e}, skipped")
                 continue

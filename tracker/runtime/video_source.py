@@ -8,7 +8,10 @@ rate, or no timestamps) frames are numbered in decoding order. A frame's timesta
 presentation time in seconds since the stream's start (`FrameNumbers`). Frames decoded as
 8-bit 4:2:0 of even size in BT.601 or BT.709 (nearly every H.264 and HEVC file) come as their
 planes (`tracker.core.yuv.YUV420`), with PyAV's own RGB conversion for whoever needs the whole
-frame; any other format is converted to RGB here.
+frame; any other format is converted to RGB here. Frames come as players show them: a file
+whose display matrix turns its frames (phones store portrait video sideways and say so there)
+has them turned here, to the nearest quarter turn, so landmarks and the overlay are in the
+upright frame's pixels.
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ import os
 import threading
 from pathlib import Path
 from typing import Iterator
+
+import numpy as np
 
 from tracker.core.images import to_rgb
 from tracker.core.yuv import BT601, BT709, YUV420
@@ -32,12 +37,23 @@ COLOURS = {1: BT709, 2: BT601, 5: BT601, 6: BT601}
 
 
 def pixels_of(vf):
-    """A PyAV VideoFrame -> its YUV420 planes (see the module doc) or an RGB array."""
+    """A PyAV VideoFrame -> its YUV420 planes (see the module doc) or an RGB array, turned as
+    its display matrix says (`quarter_turns`)."""
+    turns = quarter_turns(vf.rotation)
     colour = COLOURS.get(vf.colorspace)
     if (vf.format.name == "yuv420p" and colour is not None and vf.width % 2 == 0
             and vf.height % 2 == 0 and vf.color_range != 2):  # 2: full range (JPEG)
-        return YUV420.from_i420(vf.to_ndarray(), colour, lambda: to_rgb(vf.to_ndarray(format="rgb24")))
-    return to_rgb(vf.to_ndarray(format="rgb24"))
+        yuv = YUV420.from_i420(vf.to_ndarray(), colour, lambda: to_rgb(vf.to_ndarray(format="rgb24")))
+        return yuv.turned(turns)
+    rgb = to_rgb(vf.to_ndarray(format="rgb24"))
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+
+
+def quarter_turns(rotation: float) -> int:
+    """A display matrix's counter-clockwise rotation in degrees (PyAV's `VideoFrame.rotation`,
+    0 without one) -> the counter-clockwise quarter turns that show the frame upright, 0-3
+    (the nearest: phones write quarter turns)."""
+    return int(round(float(rotation) / 90.0)) % 4
 
 
 class FrameNumbers:

@@ -119,3 +119,24 @@ def test_half_size_rgb_is_the_rgb_frame_averaged():
     assert half.shape == want.shape
     d = np.abs(half.astype(int) - want)
     assert d.mean() < 1.5 and np.percentile(d, 99) <= 3  # measured 1.28, 3
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_a_turned_frame_is_the_rgb_frame_turned(k):
+    """Planes turned as `np.rot90` turns the RGB frame (a phone's sideways video shown upright):
+    the whole frame, the half-size frame and any crop are those of the turned RGB frame."""
+    i420, ref = decoded("itu601")
+    frame = YUV420.from_i420(i420, BT601)
+    turned = frame.turned(k)
+    want = np.rot90(ref, k)
+    assert turned.shape == want.shape and frame.turned(4 + k).shape == want.shape
+    # converted here: OpenCV's bilinear chroma upsampling rounds a little differently across
+    # rows than along them (measured: 0.028 levels on average, at most 3, at a quarter turn)
+    d = np.abs(turned.rgb().astype(int) - np.rot90(frame.rgb(), k))
+    assert d.mean() < 0.04 and d.max() <= 3
+    np.testing.assert_array_equal(YUV420.from_i420(i420, BT601, lambda: ref).turned(k).rgb(), want)
+    np.testing.assert_array_equal(turned.half_rgb(), np.rot90(frame.half_rgb(), k))
+    d = np.stack([np.abs(cut(turned, m, (128, 128)).astype(int) - warp(want, m, (128, 128)))
+                  for m in random_transforms(20, want.shape[:2])])
+    assert d.mean() < 1.2 and np.percentile(d, 99) <= 3  # as unturned: measured 1.00, 3
+    assert frame.turned(0) is frame
