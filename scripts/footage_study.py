@@ -1,6 +1,6 @@
 """The tracker on edited footage (tests/fixtures/footage, `scripts/make_footage_fixtures.py`)
-and on a folder of unrelated photos (as files are, and stored sideways with EXIF orientation
-tags, as phones store them): faces per frame, duplicates, id switches, accuracy.
+and on a folder of unrelated photos (upright; stored turned with EXIF orientation tags, as
+phones store them; turned with no tag): faces per frame, duplicates, id switches, accuracy.
 
     python scripts/footage_study.py [--name after] [--code-root DIR] [--set key=value ...]
 
@@ -34,7 +34,7 @@ from tracker.evaluation.footage import score_tracks, stack_labels  # noqa: E402
 
 FOOTAGE = ROOT / "tests" / "fixtures" / "footage"
 PHOTOS = [ROOT / "tests" / "fixtures" / "stills", ROOT / "tests" / "fixtures" / "photos_multi"]
-CASES = ["cut", "zoom", "two_faces", "crossing", "rotated", "fast", "portrait"]
+CASES = ["cut", "zoom", "two_faces", "crossing", "rotated", "fast", "upside_down", "roll_full", "portrait"]
 RESULTS = ROOT / "docs" / "results"
 
 #: Runs in the subprocess: track each case and each photo, pickle (id, points) per frame.
@@ -62,29 +62,39 @@ class _Face:
         self.id, self.points = fid, points
 
 
-def photo_folder(tmp: Path, sideways: bool = False) -> tuple[Path, np.ndarray]:
-    """The labelled still photos in one folder (a symlink each), and their labels
-    (F, N, 68, 2) with NaN padding. `sideways`: each stored as a phone stores it, turned, with
-    the EXIF orientation tag that shows it upright (6, 8 and 3 in turn; JPEG quality 95)."""
+def photo_folder(tmp: Path, stored: str = "upright") -> tuple[Path, np.ndarray]:
+    """The labelled still photos in one folder, and their labels (F, N, 68, 2) with NaN
+    padding. `stored`: "upright" (a symlink each), "exif" (each stored turned as phones store
+    photos, with the EXIF orientation tag that shows it upright) or "turned" (each turned, with
+    no tag: the faces lie sideways or upside down); quarter, three-quarter and half turns in
+    turn, JPEG quality 95."""
     from PIL import Image
 
     from tracker.core.datasets import read_image
+    from tracker.core.geometry import apply, quarter_turn
 
-    folder = tmp / ("photos_exif" if sideways else "photos")
+    folder = tmp / f"photos_{stored}"
     folder.mkdir()
     by_image = faces_by_image(rec for root in PHOTOS for rec in image_folder(root))
     names = sorted(by_image, key=lambda p: p.name)
+    labels = []
     for i, name in enumerate(names):
-        if not sideways:
+        faces = by_image[name]
+        if stored == "upright":
             (folder / f"{i:03d}{name.suffix}").symlink_to(name)
+            labels.append(faces)
             continue
         tag, turns = ((6, 1), (8, -1), (3, 2))[i % 3]  # tag -> the stored pixels' turn
+        image = read_image(name)
         exif = Image.Exif()
-        exif[0x0112] = tag
-        Image.fromarray(np.ascontiguousarray(np.rot90(read_image(name), turns))).save(
+        if stored == "exif":
+            exif[0x0112] = tag
+        else:
+            faces = [apply(quarter_turn(turns, image.shape[:2]), f) for f in faces]
+        Image.fromarray(np.ascontiguousarray(np.rot90(image, turns))).save(
             folder / f"{i:03d}.jpg", exif=exif, quality=95)
-    labels = stack_labels([by_image[name] for name in names])
-    return folder, labels
+        labels.append(faces)
+    return folder, stack_labels(labels)
 
 
 def main() -> None:
@@ -98,11 +108,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         photos, photo_labels = photo_folder(tmp)
-        sideways, _ = photo_folder(tmp, sideways=True)
+        exif, _ = photo_folder(tmp, "exif")
+        turned, turned_labels = photo_folder(tmp, "turned")
         cases = [(c, str(FOOTAGE / c / "vid.mp4")) for c in CASES]
         out = tmp / "out.pkl"
         env = dict(os.environ, PYTHONPATH=str(a.code_root.resolve()))
-        subprocess.run([sys.executable, "-c", RUNNER, json.dumps([cases, [("photos", str(photos)), ("photos_exif", str(sideways))], overrides, str(out)])],
+        subprocess.run([sys.executable, "-c", RUNNER, json.dumps([cases, [("photos", str(photos)), ("photos_exif", str(exif)), ("photos_turned", str(turned))], overrides, str(out)])],
                        check=True, env=env, cwd=tmp)
         res = pickle.loads(out.read_bytes())
     rows = {}
@@ -111,8 +122,9 @@ def main() -> None:
         s = score_tracks([[_Face(*f) for f in fr] for fr in res[c]], labels)
         rows[c] = {k: s[k] for k in ("frames", "faces", "mean_nme", "median_nme", "missed", "extra",
                                      "switches", "exact")}
-    for key in ("photos", "photos_no_tracking", "photos_exif"):
-        s = score_tracks([[_Face(*f) for f in fr] for fr in res[key]], photo_labels)
+    for key in ("photos", "photos_no_tracking", "photos_exif", "photos_turned"):
+        labels = turned_labels if key == "photos_turned" else photo_labels
+        s = score_tracks([[_Face(*f) for f in fr] for fr in res[key]], labels)
         rows[key] = {k: s[k] for k in ("frames", "faces", "mean_nme", "median_nme", "missed", "extra",
                                        "exact")}
     path = RESULTS / "footage.json"

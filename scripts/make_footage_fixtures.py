@@ -15,6 +15,10 @@ which source each face comes from. The cases edit real footage the way real foot
   the bottom), 48 frames;
 - rotated: feat_single turned about its face by an angle that rises to 60 degrees and back;
 - fast: feat_single on a 960x360 frame swinging left and right by up to 42 px per frame;
+- upside_down: feat_single turned upside down (a camera mounted so, or footage flipped in
+  editing, with no display matrix to say so), 48 frames;
+- roll_full: feat_single turned about its face by an angle that rises from 0 to 180 degrees
+  over 72 frames (a head rolling over, or a camera turned during the shot);
 - portrait: feat_single framed as a phone's portrait video (360x640) and stored as a phone
   stores it: turned a quarter, 640x360, with a display matrix turning it back (-90 degrees);
   the labels are in the upright picture's pixels, as players show it.
@@ -164,6 +168,22 @@ def main(data: Path) -> None:
         f, p = place((360, 960), [(a_frames[i], a_pts[i], np.array([[1.0, 0, dx], [0, 1.0, 0]]))])
         frames.append(f), pts.append(p)
     write("fast", frames, np.array(pts), ["feat_single"])
+
+    # upside_down: A turned 180 degrees about the frame's centre
+    frames, pts = [], []
+    for i in range(48):
+        f, p = place((360, 640), [(a_frames[i], a_pts[i], similarity(np.array([319.5, 179.5]),
+                                                                      np.array([319.5, 179.5]), 1.0, 180))])
+        frames.append(f), pts.append(p)
+    write("upside_down", frames, np.array(pts), ["feat_single"])
+
+    # roll_full: A turned about its mean face centre by 0 -> 180 degrees, evenly
+    c = a_pts.mean((0, 1))
+    frames, pts = [], []
+    for i in range(72):
+        f, p = place((360, 640), [(a_frames[i], a_pts[i], similarity(c, c, 1.0, 180 * i / 71))])
+        frames.append(f), pts.append(p)
+    write("roll_full", frames, np.array(pts), ["feat_single"])
 
     # portrait: A centred on a 360x640 portrait frame, stored sideways as phones store it
     c = a_pts[:48].mean((0, 1))

@@ -237,13 +237,13 @@ def test_tracker_options_reach_the_config():
 
     args = build_parser().parse_args(["track", "in.mp4", "--flip-test", "--smooth", "--every", "3",
                                       "--lost-threshold", "0.2", "--max-shape-residual", "0.5",
-                                      "--no-spin", "--refine", "0"])
+                                      "--no-spin", "--refine", "0", "--no-turned-faces"])
     cfg = config_from_args(args)
     assert cfg.flip_test and cfg.smooth and cfg.detect_every == 3 and cfg.lost_threshold == 0.2
-    assert cfg.max_shape_residual == 0.5 and not cfg.spin and cfg.refine == 0
+    assert cfg.max_shape_residual == 0.5 and not cfg.spin and cfg.refine == 0 and not cfg.turned_faces
     default = config_from_args(build_parser().parse_args(["track", "in.mp4"]))
     assert not default.flip_test and default.max_shape_residual == 0.5 and default.spin
-    assert default.refine == 1
+    assert default.refine == 1 and default.turned_faces
     off = build_parser().parse_args(["track", "in.mp4", "--max-shape-residual", "0"])
     assert config_from_args(off).max_shape_residual is None
 

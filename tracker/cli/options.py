@@ -42,6 +42,10 @@ def tracker_args(p: argparse.ArgumentParser) -> None:
                         "shape are not a face (default 0.5; 0 turns the check off)")
     g.add_argument("--no-tracking", action="store_true",
                    help="align every frame from a fresh detection (no tracking)")
+    g.add_argument("--no-turned-faces", action="store_true",
+                   help="do not look for faces lying sideways or upside down (by default a cut's "
+                        "or a scheduled detection that finds no face upright also searches the "
+                        "frame turned, and a face that fits better turned is turned)")
     g.add_argument("--refine", type=int, default=1, metavar="N",
                    help="passes that re-crop a newly detected face from its own landmarks "
                         "(default 1: the detector's box is only roughly the model's crop; 0 = off)")
@@ -66,7 +70,8 @@ def config_from_args(args: argparse.Namespace):
         return TrackerConfig(model=args.model, backend=args.backend, threads=args.threads, spin=args.spin,
                              detector=args.detector, detect_every=args.every,
                              max_faces=args.max_faces, min_detection_score=args.min_score,
-                             tracking=not args.no_tracking, smooth=args.smooth,
+                             tracking=not args.no_tracking, turned_faces=not args.no_turned_faces,
+                             smooth=args.smooth,
                              refine=args.refine, flip_test=args.flip_test, **extra)
     except ValueError as e:  # the config validates its fields
         raise UsageError(f"bad tracker option: {e}") from None

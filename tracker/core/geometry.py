@@ -62,6 +62,17 @@ def similarity(center_src: np.ndarray, center_dst: np.ndarray, scale: float,
     return np.concatenate([rot, t[:, None]], axis=1)
 
 
+def quarter_turn(turns: int, size_hw: tuple[int, int]) -> np.ndarray:
+    """The (2, 3) map of pixel centres from an image of `size_hw` to the image turned
+    counter-clockwise by `turns` x 90 degrees, as `np.rot90(image, turns)` turns it."""
+    m = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    h, w = size_hw
+    for _ in range(turns % 4):  # one turn: (x, y) -> (y, w - 1 - x), and (h, w) -> (w, h)
+        m = compose(np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, w - 1.0]]), m)
+        h, w = w, h
+    return m
+
+
 def eye_angle(left: np.ndarray, right: np.ndarray) -> float:
     """Roll in degrees of the line from the eye on the image's left to the one on its right
     (positive when it runs down to the right on screen); `similarity` with it levels the line."""

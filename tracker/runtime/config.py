@@ -50,6 +50,11 @@ class TrackerConfig:
     cut_threshold: thumbnail difference above which a frame is a shot change (see
         `tracker.runtime.shots`; None: no shot test).
     rotate: crops turned to the face's eye line (False: upright crops, as trained).
+    turned_faces: faces lying sideways or upside down are found too (with `rotate`): the
+        detections of cuts and of the schedule also search the frame turned by quarter turns
+        (those where faces were last found turned, every one when nothing is found upright;
+        BlazeFace misses most faces rolled past 90 degrees). Costs nothing while faces are
+        found upright, three more detections on such a frame without any face.
     motion_deadzone: a track's crop moves on by its last motion less this share of its side
         (`Region.predicted`): 0.05 keeps still faces as steady as no prediction (jitter 0.0068
         against 0.0152 with the full motion, on the sample clip) and follows fast motion.
@@ -83,6 +88,7 @@ class TrackerConfig:
     max_overlap: float = 0.2
     cut_threshold: float | None = THRESHOLD
     rotate: bool = True
+    turned_faces: bool = True
     motion_deadzone: float = 0.05
     tracking: bool = True
     smooth: bool = False

@@ -82,12 +82,29 @@ CALIBRATION = {
 @dataclass(frozen=True)
 class Detection:
     """A detected face: `box` (4,) in the landmark-extent convention, `score` in [0, 1],
-    `keypoints` (6, 2) in pixels (order of `KEYPOINTS`), `raw_box` (4,) BlazeFace's own box."""
+    `keypoints` (6, 2) in pixels (order of `KEYPOINTS`), `raw_box` (4,) BlazeFace's own box;
+    `turn`: the counter-clockwise quarter turns of the frame it was found on (0: as it is)."""
 
     box: np.ndarray
     score: float
     keypoints: np.ndarray
     raw_box: np.ndarray
+    turn: int = 0
+
+    def found_turned(self, turns: int, size_hw: tuple[int, int]) -> "Detection":
+        """This detection, made on a frame of `size_hw` turned by `turns` quarter turns
+        (`np.rot90`), in the frame's own pixels: boxes stay the face's extent (a quarter turn
+        maps an axis-aligned box onto one), keypoints follow the face."""
+        from tracker.core.geometry import apply, invert, quarter_turn
+
+        back = invert(quarter_turn(turns, size_hw))
+
+        def box(b: np.ndarray) -> np.ndarray:
+            c = apply(back, np.asarray(b, np.float64).reshape(2, 2))
+            return np.concatenate([c.min(0), c.max(0)])
+
+        return Detection(box(self.box), self.score, apply(back, self.keypoints), box(self.raw_box),
+                         turns % 4)
 
 
 class FaceDetector:
@@ -126,7 +143,7 @@ class FaceDetector:
             solution, mapping = self._stages[("short", "full").index(only)]
             return self._run(solution, mapping, image_rgb, size_hw)
         if self.model == "both":
-            return _merge(*(self._run(s, m, image_rgb, size_hw) for s, m in self._stages))
+            return merge(*(self._run(s, m, image_rgb, size_hw) for s, m in self._stages))
         for solution, mapping in self._stages:
             found = self._run(solution, mapping, image_rgb, size_hw)
             if found:
@@ -167,7 +184,7 @@ class FaceDetector:
         self.close()
 
 
-def _merge(first: list[Detection], second: list[Detection]) -> list[Detection]:
+def merge(first: list[Detection], second: list[Detection]) -> list[Detection]:
     """`first`'s detections, and `second`'s that overlap none of them (IoU < MERGE_IOU);
     highest score first."""
     from tracker.runtime.association import box_iou
@@ -176,3 +193,16 @@ def _merge(first: list[Detection], second: list[Detection]) -> list[Detection]:
         iou = box_iou(np.stack([d.raw_box for d in second]), np.stack([d.raw_box for d in first]))
         second = [d for d, row in zip(second, iou) if row.max() < MERGE_IOU]
     return sorted(first + second, key=lambda d: -d.score)
+
+
+def strongest(detections: list[Detection]) -> list[Detection]:
+    """One detection per face: of detections that overlap (IoU of BlazeFace's boxes at least
+    MERGE_IOU: the same face found on the frame turned different ways), the highest scoring;
+    highest score first."""
+    from tracker.runtime.association import box_iou
+
+    kept: list[Detection] = []
+    for d in sorted(detections, key=lambda d: -d.score):
+        if not kept or box_iou(d.raw_box, np.stack([k.raw_box for k in kept])).max() < MERGE_IOU:
+            kept.append(d)
+    return kept

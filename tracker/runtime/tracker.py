@@ -11,7 +11,8 @@ One association step per frame (MediaPipe's face graph and SORT, in small functi
    last landmarks) moved by its last motion, less a dead zone of 5 % of its side;
 3. detect on the first frame, every `detect_every` frames, on a cut, when no face is tracked,
    or when a track is lost (the scheduled detections of the "both" detector run its short-
-   and full-range models in turn, the others both); match predictions to detections by box
+   and full-range models in turn, the others both; those of cuts and of the schedule also
+   find faces lying sideways or upside down, `turned_faces`); match predictions to detections by box
    IoU: a matched detection that disagrees with its track (IoU under `reanchor_iou`, or any
    cut) re-anchors it, a track that no detection confirms is dropped on a cut or after
    `max_unconfirmed` detection frames, an unmatched detection starts a candidate;
@@ -36,17 +37,18 @@ import numpy as np
 from tracker.core.geometry import eye_angle, points_box
 from tracker.core.images import to_rgb
 from tracker.core.landmarks import SCHEMES
-from tracker.core.shape import shape_residual
 from tracker.core.yuv import YUV420
 from tracker.engines.backend import Backend, BackendOptions
 from tracker.engines.registry import load_backend
+from tracker.runtime import turned
 from tracker.runtime.align import Aligner, Decoder
 from tracker.runtime.association import as_boxes, box_iou, keep_distinct, match_boxes
 from tracker.runtime.capture import open_source
 from tracker.runtime.config import TrackerConfig
-from tracker.runtime.detect import Detection, FaceDetector
+from tracker.runtime.detect import Detection, FaceDetector, strongest
 from tracker.runtime.frames import Frame, Source
 from tracker.runtime.pipeline import Runner, Timings
+from tracker.runtime.plausibility import plausible
 from tracker.runtime.regions import Region, region_from_box, region_from_points
 from tracker.runtime.results import Face, FrameResult
 from tracker.runtime.shots import ShotChangeDetector
@@ -104,6 +106,7 @@ class Tracker:
         self._count = 0
         self._scanned = 0
         self._detected = False
+        self._search = turned.TurnedSearch()
         if self.shots is not None:
             self.shots.reset()
         if self.smoother is not None:
@@ -126,12 +129,15 @@ class Tracker:
         tracks = self._tracks
         due = self._detection_due(self._count)
         if detections is None and (cut or not tracks or due):
-            detections = self._detect(image, None if cut or not due else self._scheduled_model(self._count))
+            detections = self._detect(image, None if cut or not due else self._scheduled_model(self._count),
+                                      search=cut or due)
         elif detections is not None:
             detections = self._usable(detections)
         with self.timings.measure("associate"):
             candidates = self._associate(tracks, detections, cut)
         alive, lost = self._align(image, candidates)
+        if (cut or due) and self.config.turned_faces and self.config.rotate:
+            alive += self._turned_others(image, alive, detections or [])
         if lost and not self._detected:  # a track is lost: detect now, re-anchor it
             detections = self._detect(image)
             with self.timings.measure("associate"):
@@ -166,13 +172,31 @@ class Tracker:
             return None
         return ("short", "full")[((count - 1) // self.config.detect_every) % 2]
 
-    def _find(self, image: np.ndarray | YUV420, only: str | None) -> list[Detection]:
-        """The detector's faces (`only` one of the "both" detector's models, when given)."""
+    def _find(self, image: np.ndarray | YUV420, only: str | None, search: bool = False) -> list[Detection]:
+        """The detector's faces (`only`: one of the "both" detector's models). `search` (cuts'
+        and scheduled detections, made in this order by `scan` and `process` alike): also those
+        lying turned, with `turned_faces` (`tracker.runtime.turned.TurnedSearch`)."""
         with self._detector_lock, self.timings.measure("detect"):
-            return self.detector.detect(image, only) if only else self.detector.detect(image)
+            if not (search and self.config.turned_faces and self.config.rotate):
+                return turned.detect_turned(self.detector, image, only, 0)
+            return self._search(lambda k: turned.detect_turned(self.detector, image, only, k))
 
-    def _detect(self, image: np.ndarray | YUV420, only: str | None = None) -> list[Detection]:
-        found = self._find(image, only)
+    def _turned_others(self, image: np.ndarray | YUV420, alive: list[_Track],
+                       detections: list[Detection]) -> list[_Track]:
+        """New faces, where a searched frame's faces lie turned: the frame searched at their
+        quarter turns (unless its detections came from there) for others lying the same way
+        (BlazeFace finds some the wrong way up, which hides the rest from `_find`)."""
+        turns = {turned.quarter_of(t.region.angle) for t in alive} - {0} - {d.turn for d in detections}
+        if not turns:
+            return []
+        with self._detector_lock, self.timings.measure("detect"):
+            found = strongest([d for k in sorted(turns) for d in turned.detect_turned(self.detector, image, None, k)])
+        with self.timings.measure("associate"):
+            fresh = [c for c in self._associate([], self._usable(found), cut=True) if not self._covered(c, alive)]
+        return self._align(image, fresh)[0]
+
+    def _detect(self, image: np.ndarray | YUV420, only: str | None = None, search: bool = False) -> list[Detection]:
+        found = self._find(image, only, search)
         self._detected = True
         return self._usable(found)
 
@@ -185,7 +209,7 @@ class Tracker:
         cut = self._is_cut(image)
         if not (cut or self._detection_due(self._scanned)):
             return cut, None
-        return cut, self._find(image, None if cut else self._scheduled_model(self._scanned))
+        return cut, self._find(image, None if cut else self._scheduled_model(self._scanned), search=True)
 
     def _usable(self, detections: list[Detection]) -> list[Detection]:
         m = self.config.min_face_size
@@ -237,6 +261,8 @@ class Tracker:
             if not redo:
                 break
             points[redo], scores[redo] = self._align_regions(image, [own[i] for i in redo])
+        if self.config.turned_faces and self.config.rotate:
+            self._turn_doubtful(image, candidates, points, scores)
         alive, lost = [], []
         for c, p, s in zip(candidates, points, scores):
             t = c.track
@@ -252,6 +278,30 @@ class Tracker:
                 moved = np.zeros(2) if c.anchored else region.center - t.region.center
                 alive.append(_Track(t.id, p, s, region, moved, c.unconfirmed))
         return alive, lost
+
+    def _turn_doubtful(self, image: np.ndarray | YUV420, candidates: list[_Candidate],
+                       points: np.ndarray, scores: np.ndarray) -> None:
+        """Faces from a detection that score under `TURN_BELOW` or do not look like a face,
+        aligned again with their crop turned about the eyes by each other quarter turn (and
+        refined as any detection's face): the most confident face-like fit of the four
+        replaces theirs, in place (`tracker.runtime.turned`)."""
+        doubtful = [i for i, c in enumerate(candidates) if c.anchored and (
+            float(np.mean(scores[i])) < turned.TURN_BELOW
+            or not self._plausible(points[i], scores[i], self._region(points[i]), None))]
+        if not doubtful:
+            return
+        turns = turned.TURNS_DEGREES
+        regions = [turned.turned_about_eyes(self._region(points[i]), points[i], self.scheme, a)
+                   for i in doubtful for a in turns]
+        p, sc = self._align_regions(image, regions)
+        for _ in range(self.config.refine):
+            p, sc = self._align_regions(image, [self._region(q) for q in p])
+        for j, i in enumerate(doubtful):
+            tries = [(float(np.mean(sc[k])), k) for k in range(j * len(turns), (j + 1) * len(turns))
+                     if self._plausible(p[k], sc[k], self._region(p[k]), None)]
+            if tries and max(tries)[0] > float(np.mean(scores[i])):
+                k = max(tries)[1]
+                points[i], scores[i] = p[k], sc[k]
 
     def _align_regions(self, image: np.ndarray | YUV420, regions: list[Region]) -> tuple[np.ndarray, np.ndarray]:
         """Landmarks (N, K, 2) and scores (N, K) of the faces in `regions`, in one batch."""
@@ -286,25 +336,7 @@ class Tracker:
 
     def _plausible(self, points: np.ndarray, scores: np.ndarray, region: Region,
                    prior_side: float | None) -> bool:
-        """Heatmap confidence and shape checks that decide whether a face is (still) there;
-        `region` is the points' own, `prior_side` the track's region side in the previous
-        frame (None for a region that comes from a detection)."""
-        if not np.isfinite(points).all() or float(np.mean(scores)) < self.config.lost_threshold:
-            return False
-        box = points_box(points)
-        side = max(box[2] - box[0], box[3] - box[1])
-        if side < 0.5 * self.config.min_face_size or side <= 0:
-            return False
-        a, b = self.scheme.outer_eye_corners
-        iod = float(np.linalg.norm(points[a] - points[b]))
-        if prior_side is not None and not 0.5 <= region.side / max(prior_side, 1e-6) <= 2.0:
-            return False
-        if not 0.05 * side <= iod <= 1.0 * side:
-            return False
-        limit = self.config.max_shape_residual
-        if limit is not None and self.scheme.name == "ibug68" and shape_residual(points) > limit:
-            return False
-        return True
+        return plausible(points, scores, region, prior_side, self.config, self.scheme)
 
     def _faces(self, tracks: list[_Track], timestamp: float) -> list[Face]:
         faces = []

@@ -134,3 +134,22 @@ def test_a_large_yuv_frame_is_detected_at_half_size_with_the_same_faces():
             assert len(half) == len(full) == 2
             ious += list(box_iou(np.stack([d.box for d in full]), np.stack([d.box for d in half])).max(1))
     assert np.mean(ious) > 0.9 and np.min(ious) > 0.65  # measured 0.93, 0.73
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_a_face_found_on_the_turned_frame_comes_back_in_the_frames_pixels(short, turns):
+    """The clip turned by quarter turns, its face found on the frame turned back upright and
+    mapped into the turned frame: the same box and keypoints as the upright detection, moved
+    as the frame was (`np.rot90`)."""
+    from tracker.core.geometry import apply, quarter_turn
+
+    frame = clip_frames()[10]
+    (upright,) = short.detect(frame)
+    lying = np.ascontiguousarray(np.rot90(frame, -turns))  # the face lies turned in this frame
+    (d,) = [x.found_turned(turns, lying.shape[:2]) for x in short.detect(np.rot90(lying, turns).copy())]
+    to_lying = quarter_turn(-turns, frame.shape[:2])
+    assert d.turn == turns and d.score == pytest.approx(upright.score)
+    np.testing.assert_allclose(d.keypoints, apply(to_lying, upright.keypoints), atol=1e-6)
+    corners = apply(to_lying, upright.box.reshape(2, 2))
+    np.testing.assert_allclose(d.box, np.concatenate([corners.min(0), corners.max(0)]), atol=1e-6)
+    assert box_iou(d.raw_box, d.box)[0, 0] > 0.5

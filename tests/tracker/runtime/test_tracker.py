@@ -103,8 +103,8 @@ def test_tracks_the_clip_with_a_stable_id_and_the_detection_schedule(make):
 
 
 class LabelAligner:
-    """Stands in for the aligner: every face gets the current frame's labels, confidently;
-    records the crop transforms it was asked for."""
+    """Stands in for the aligner: every face gets the current frame's labels, as confidently
+    as held-out faces score; records the crop transforms it was asked for."""
 
     def __init__(self, input_hw):
         self.labels = [read_pts(ANNOT / f"{i + 1:06d}.pts") for i in range(72)]
@@ -115,7 +115,7 @@ class LabelAligner:
     def align_crops(self, image, m):
         self.calls.append(np.array(m))
         n = len(m)
-        return np.repeat(self.labels[self.frame][None], n, 0), np.full((n, 68), 0.8, np.float32)
+        return np.repeat(self.labels[self.frame][None], n, 0), np.full((n, 68), 0.95, np.float32)
 
 
 def test_tracked_crops_follow_the_previous_landmarks_turned_level_and_moved_on(make):
