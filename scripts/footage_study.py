@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from scripts.machine import cpu_name  # noqa: E402
 from tracker.core.datasets import faces_by_image, image_folder  # noqa: E402
-from tracker.evaluation.footage import score_tracks, stack_labels  # noqa: E402
+from tracker.evaluation.footage import save_turned, score_tracks, stack_labels  # noqa: E402
 
 FOOTAGE = ROOT / "tests" / "fixtures" / "footage"
 PHOTOS = [ROOT / "tests" / "fixtures" / "stills", ROOT / "tests" / "fixtures" / "photos_multi"]
@@ -68,10 +68,7 @@ def photo_folder(tmp: Path, stored: str = "upright") -> tuple[Path, np.ndarray]:
     photos, with the EXIF orientation tag that shows it upright) or "turned" (each turned, with
     no tag: the faces lie sideways or upside down); quarter, three-quarter and half turns in
     turn, JPEG quality 95."""
-    from PIL import Image
-
     from tracker.core.datasets import read_image
-    from tracker.core.geometry import apply, quarter_turn
 
     folder = tmp / f"photos_{stored}"
     folder.mkdir()
@@ -84,16 +81,8 @@ def photo_folder(tmp: Path, stored: str = "upright") -> tuple[Path, np.ndarray]:
             (folder / f"{i:03d}{name.suffix}").symlink_to(name)
             labels.append(faces)
             continue
-        tag, turns = ((6, 1), (8, -1), (3, 2))[i % 3]  # tag -> the stored pixels' turn
-        image = read_image(name)
-        exif = Image.Exif()
-        if stored == "exif":
-            exif[0x0112] = tag
-        else:
-            faces = [apply(quarter_turn(turns, image.shape[:2]), f) for f in faces]
-        Image.fromarray(np.ascontiguousarray(np.rot90(image, turns))).save(
-            folder / f"{i:03d}.jpg", exif=exif, quality=95)
-        labels.append(faces)
+        turns = (1, -1, 2)[i % 3]
+        labels.append(save_turned(folder / f"{i:03d}.jpg", read_image(name), faces, turns, stored == "exif"))
     return folder, stack_labels(labels)
 
 

@@ -11,6 +11,9 @@ inside its box (`tracker.evaluation.scoring.pick_face`), and the rest is counted
 - `ids`: (F, N) the id given to each labelled face (-1 when missed); `switches`: how often a
   labelled face's id changes from one frame to the next where it is found on both;
 - `exact`: frames on which exactly the labelled faces were returned, no more, no fewer.
+
+`save_turned` stores a labelled photo turned, as phones store photos (with the EXIF
+orientation tag that shows it upright) or with no tag (its faces then lie turned).
 """
 from __future__ import annotations
 
@@ -20,6 +23,28 @@ import numpy as np
 
 from tracker.core.metrics import nme
 from tracker.evaluation.scoring import MISSED_NME, pick_face
+
+#: The EXIF orientation tag that shows upright a photo stored turned by `np.rot90(upright, k)`,
+#: by k mod 4 (6: "turn a quarter clockwise to show", 8: counter-clockwise, 3: half a turn).
+EXIF_ORIENTATION = {0: 1, 1: 6, 2: 3, 3: 8}
+
+
+def save_turned(path, image: np.ndarray, faces: Sequence[np.ndarray], turns: int,
+                tag: bool) -> list[np.ndarray]:
+    """Save (H, W, 3) uint8 RGB `image` turned by `turns` quarter turns (`np.rot90`) as a JPEG
+    (quality 95) at `path`, with the EXIF orientation tag that shows it upright (`tag`) or with
+    none; returns the (K, 2) points of `faces` in the picture a viewer shows."""
+    from PIL import Image
+
+    from tracker.core.geometry import apply, quarter_turn
+
+    exif = Image.Exif()
+    if tag:
+        exif[0x0112] = EXIF_ORIENTATION[turns % 4]
+    else:
+        faces = [apply(quarter_turn(turns, image.shape[:2]), f) for f in faces]
+    Image.fromarray(np.ascontiguousarray(np.rot90(image, turns))).save(path, exif=exif, quality=95)
+    return list(faces)
 
 
 def stack_labels(faces: Sequence[Sequence[np.ndarray]]) -> np.ndarray:

@@ -10,6 +10,7 @@ import pytest
 
 from tests.tracker.runtime_fixtures import CLIP, clip_frames, faulty_videos, write_video
 from tracker.core.yuv import YUV420, cut
+from tracker.evaluation.footage import EXIF_ORIENTATION, save_turned
 from tracker.runtime.camera_source import CameraSource
 from tracker.runtime.capture import open_source
 from tracker.runtime.frames import Frame, SourceError
@@ -111,16 +112,9 @@ def test_quarter_turns_round_to_the_nearest():
 
 def test_a_photo_stored_turned_with_an_exif_orientation_comes_upright(tmp_path):
     """Phones store photos sideways with an EXIF orientation tag that viewers honour."""
-    from PIL import Image
-
     frame = clip_frames()[0]
-    # orientation tag -> how the stored pixels lie: 6 shows them turned a quarter clockwise,
-    # 8 counter-clockwise, 3 upside down
-    for tag, turns in ((6, 1), (8, -1), (3, 2)):
-        exif = Image.Exif()
-        exif[0x0112] = tag
-        Image.fromarray(np.ascontiguousarray(np.rot90(frame, turns))).save(
-            tmp_path / f"o{tag}.jpg", exif=exif, quality=95)
+    for turns in (1, -1, 2):  # stored turned, with tags 6, 8 and 3
+        save_turned(tmp_path / f"o{EXIF_ORIENTATION[turns % 4]}.jpg", frame, [], turns, tag=True)
     frames = list(open_source(tmp_path))
     assert [f.name for f in frames] == ["o3", "o6", "o8"]
     for f in frames:  # measured 1.1 levels (JPEG); the stored orientation is another shape or 40+

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from tracker.core.datasets import faces_by_image, image_folder
 from tracker.core.landmarks import IBUG68
 from tracker.core.shape import MEAN_SHAPE_IBUG68
-from tracker.evaluation.footage import score_tracks, stack_labels
+from tracker.evaluation.footage import save_turned, score_tracks, stack_labels
 from tracker.runtime.association import keep_distinct, overlap_fraction
 from tracker.runtime.config import TrackerConfig
 from tracker.runtime.frames import Frame
@@ -112,22 +112,10 @@ def test_a_folder_of_photos_stored_turned_is_tracked(tmp_path, stored):
     """Photos turned by quarter and half turns: with an EXIF orientation tag (as phones store
     them), read as viewers show them; with none (faces lying sideways or upside down), found
     by `turned_faces`. Either way every face is found, with its points where they belong."""
-    from PIL import Image
-
-    from tracker.core.geometry import apply, quarter_turn
-
     labels = []
     for i, (image, pts) in enumerate(sorted(faces_by_image(image_folder(FIXTURES / "stills")).items())):
-        tag, turns = ((6, 1), (8, -1), (3, 2))[i % 3]  # tag -> the stored pixels' turn
-        exif = Image.Exif()
         rgb = cv2.cvtColor(cv2.imread(str(image)), cv2.COLOR_BGR2RGB)
-        if stored == "exif":
-            exif[0x0112] = tag
-        else:
-            pts = [apply(quarter_turn(turns, rgb.shape[:2]), p) for p in pts]
-        Image.fromarray(np.ascontiguousarray(np.rot90(rgb, turns))).save(
-            tmp_path / f"{i:03d}.jpg", exif=exif, quality=95)
-        labels.append(pts)
+        labels.append(save_turned(tmp_path / f"{i:03d}.jpg", rgb, pts, (1, -1, 2)[i % 3], stored == "exif"))
     with Tracker(TrackerConfig()) as t:
         res = list(t.track(tmp_path))
     s = score_tracks([r.faces for r in res], stack_labels(labels))
