@@ -1,6 +1,7 @@
 """The tracker on edited footage (tests/fixtures/footage, `scripts/make_footage_fixtures.py`)
 and on a folder of unrelated photos (upright; stored turned with EXIF orientation tags, as
-phones store them; turned with no tag): faces per frame, duplicates, id switches, accuracy.
+phones store them; turned with no tag; small in 12-megapixel frames): faces per frame,
+duplicates, id switches, accuracy.
 
     python scripts/footage_study.py [--name after] [--code-root DIR] [--set key=value ...]
 
@@ -65,9 +66,10 @@ class _Face:
 def photo_folder(tmp: Path, stored: str = "upright") -> tuple[Path, np.ndarray]:
     """The labelled still photos in one folder, and their labels (F, N, 68, 2) with NaN
     padding. `stored`: "upright" (a symlink each), "exif" (each stored turned as phones store
-    photos, with the EXIF orientation tag that shows it upright) or "turned" (each turned, with
-    no tag: the faces lie sideways or upside down); quarter, three-quarter and half turns in
-    turn, JPEG quality 95."""
+    photos, with the EXIF orientation tag that shows it upright), "turned" (each turned, with
+    no tag: the faces lie sideways or upside down; quarter, three-quarter and half turns in
+    turn) or "large" (each at its own scale in a 4000 x 3000 frame of its own shade, a
+    12-megapixel photo whose faces are small); JPEG quality 95."""
     from tracker.core.datasets import read_image
 
     folder = tmp / f"photos_{stored}"
@@ -80,6 +82,13 @@ def photo_folder(tmp: Path, stored: str = "upright") -> tuple[Path, np.ndarray]:
         if stored == "upright":
             (folder / f"{i:03d}{name.suffix}").symlink_to(name)
             labels.append(faces)
+            continue
+        if stored == "large":
+            image = read_image(name)
+            frame = np.full((3000, 4000, 3), (60, 200)[i % 2], np.uint8)  # unlike the last one: a cut
+            y, x = (3000 - image.shape[0]) // 2, (4000 - image.shape[1]) // 3
+            frame[y:y + image.shape[0], x:x + image.shape[1]] = image
+            labels.append(save_turned(folder / f"{i:03d}.jpg", frame, [f + (x, y) for f in faces], 0, False))
             continue
         turns = (1, -1, 2)[i % 3]
         labels.append(save_turned(folder / f"{i:03d}.jpg", read_image(name), faces, turns, stored == "exif"))
@@ -99,10 +108,11 @@ def main() -> None:
         photos, photo_labels = photo_folder(tmp)
         exif, _ = photo_folder(tmp, "exif")
         turned, turned_labels = photo_folder(tmp, "turned")
+        large, large_labels = photo_folder(tmp, "large")
         cases = [(c, str(FOOTAGE / c / "vid.mp4")) for c in CASES]
         out = tmp / "out.pkl"
         env = dict(os.environ, PYTHONPATH=str(a.code_root.resolve()))
-        subprocess.run([sys.executable, "-c", RUNNER, json.dumps([cases, [("photos", str(photos)), ("photos_exif", str(exif)), ("photos_turned", str(turned))], overrides, str(out)])],
+        subprocess.run([sys.executable, "-c", RUNNER, json.dumps([cases, [("photos", str(photos)), ("photos_exif", str(exif)), ("photos_turned", str(turned)), ("photos_large", str(large))], overrides, str(out)])],
                        check=True, env=env, cwd=tmp)
         res = pickle.loads(out.read_bytes())
     rows = {}
@@ -111,8 +121,8 @@ def main() -> None:
         s = score_tracks([[_Face(*f) for f in fr] for fr in res[c]], labels)
         rows[c] = {k: s[k] for k in ("frames", "faces", "mean_nme", "median_nme", "missed", "extra",
                                      "switches", "exact")}
-    for key in ("photos", "photos_no_tracking", "photos_exif", "photos_turned"):
-        labels = turned_labels if key == "photos_turned" else photo_labels
+    for key in ("photos", "photos_no_tracking", "photos_exif", "photos_turned", "photos_large"):
+        labels = {"photos_turned": turned_labels, "photos_large": large_labels}.get(key, photo_labels)
         s = score_tracks([[_Face(*f) for f in fr] for fr in res[key]], labels)
         rows[key] = {k: s[k] for k in ("frames", "faces", "mean_nme", "median_nme", "missed", "extra",
                                        "exact")}

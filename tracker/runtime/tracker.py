@@ -45,7 +45,7 @@ from tracker.runtime.align import Aligner, Decoder
 from tracker.runtime.association import as_boxes, box_iou, keep_distinct, match_boxes
 from tracker.runtime.capture import open_source
 from tracker.runtime.config import TrackerConfig
-from tracker.runtime.detect import Detection, FaceDetector, strongest
+from tracker.runtime.detect import Detection, FaceDetector, strongest, with_tiles
 from tracker.runtime.frames import Frame, Source
 from tracker.runtime.pipeline import Runner, Timings
 from tracker.runtime.plausibility import plausible
@@ -130,7 +130,7 @@ class Tracker:
         due = self._detection_due(self._count)
         if detections is None and (cut or not tracks or due):
             detections = self._detect(image, None if cut or not due else self._scheduled_model(self._count),
-                                      search=cut or due)
+                                      search=cut or due, cut=cut)
         elif detections is not None:
             detections = self._usable(detections)
         with self.timings.measure("associate"):
@@ -152,10 +152,8 @@ class Tracker:
 
     def _is_cut(self, image: np.ndarray | YUV420) -> bool:
         """A shot change (every frame is one without tracking: faces come from detections)."""
-        if not self.config.tracking:
-            return True
-        if self.shots is None:
-            return False
+        if not self.config.tracking or self.shots is None:
+            return not self.config.tracking
         with self.timings.measure("shots"):
             return self.shots.is_cut(image)
 
@@ -164,28 +162,31 @@ class Tracker:
         return (count - 1) % self.config.detect_every == 0
 
     def _scheduled_model(self, count: int) -> str | None:
-        """The model a scheduled (not a cut's) detection runs: the "both" detector's short-
-        and full-range models in turn, each every 2 x `detect_every` frames (half the cost;
-        tracks are confirmed and new faces found as before, small ones by the full range a
-        detection later); None (all) on the first frame and for the other detectors."""
+        """The model a scheduled (not a cut's) detection runs: the "both" detector's models in
+        turn, each every 2 x `detect_every` frames (half the cost; tracks are confirmed as before,
+        small new faces a detection later); None (all) on the first frame and for the others."""
         if getattr(self.detector, "model", None) != "both" or count == 1:
             return None
         return ("short", "full")[((count - 1) // self.config.detect_every) % 2]
 
-    def _find(self, image: np.ndarray | YUV420, only: str | None, search: bool = False) -> list[Detection]:
-        """The detector's faces (`only`: one of the "both" detector's models). `search` (cuts'
-        and scheduled detections, made in this order by `scan` and `process` alike): also those
-        lying turned, with `turned_faces` (`tracker.runtime.turned.TurnedSearch`)."""
+    def _find(self, image: np.ndarray | YUV420, only: str | None, search: bool = False,
+              cut: bool = False) -> list[Detection]:
+        """The detector's faces (`only`: one of the "both" detector's models), on a large cut
+        also tile by tile (`with_tiles`); `search` (cuts' and scheduled detections, in this
+        order in `scan` and `process` alike): also those lying turned (`turned.TurnedSearch`)."""
+        def detect(k: int) -> list[Detection]:
+            found = turned.detect_turned(self.detector, image, only, k)
+            return with_tiles(self.detector, image, only, found) if cut and not k else found
+
         with self._detector_lock, self.timings.measure("detect"):
             if not (search and self.config.turned_faces and self.config.rotate):
-                return turned.detect_turned(self.detector, image, only, 0)
-            return self._search(lambda k: turned.detect_turned(self.detector, image, only, k))
+                return detect(0)
+            return self._search(detect)
 
     def _turned_others(self, image: np.ndarray | YUV420, alive: list[_Track],
                        detections: list[Detection]) -> list[_Track]:
-        """New faces, where a searched frame's faces lie turned: the frame searched at their
-        quarter turns (unless its detections came from there) for others lying the same way
-        (BlazeFace finds some the wrong way up, which hides the rest from `_find`)."""
+        """New faces lying as a searched frame's turned faces lie: the frame searched at their
+        quarter turns, unless its detections came from there (BlazeFace finds some upside down)."""
         turns = {turned.quarter_of(t.region.angle) for t in alive} - {0} - {d.turn for d in detections}
         if not turns:
             return []
@@ -195,8 +196,8 @@ class Tracker:
             fresh = [c for c in self._associate([], self._usable(found), cut=True) if not self._covered(c, alive)]
         return self._align(image, fresh)[0]
 
-    def _detect(self, image: np.ndarray | YUV420, only: str | None = None, search: bool = False) -> list[Detection]:
-        found = self._find(image, only, search)
+    def _detect(self, image: np.ndarray | YUV420, only: str | None = None, **find: bool) -> list[Detection]:
+        found = self._find(image, only, **find)
         self._detected = True
         return self._usable(found)
 
@@ -209,7 +210,7 @@ class Tracker:
         cut = self._is_cut(image)
         if not (cut or self._detection_due(self._scanned)):
             return cut, None
-        return cut, self._find(image, None if cut else self._scheduled_model(self._scanned), search=True)
+        return cut, self._find(image, None if cut else self._scheduled_model(self._scanned), True, cut)
 
     def _usable(self, detections: list[Detection]) -> list[Detection]:
         m = self.config.min_face_size
@@ -282,9 +283,8 @@ class Tracker:
     def _turn_doubtful(self, image: np.ndarray | YUV420, candidates: list[_Candidate],
                        points: np.ndarray, scores: np.ndarray) -> None:
         """Faces from a detection that score under `TURN_BELOW` or do not look like a face,
-        aligned again with their crop turned about the eyes by each other quarter turn (and
-        refined as any detection's face): the most confident face-like fit of the four
-        replaces theirs, in place (`tracker.runtime.turned`)."""
+        aligned again (and refined) with their crop turned about the eyes by each other quarter
+        turn: the most confident face-like fit of the four replaces theirs, in place."""
         doubtful = [i for i, c in enumerate(candidates) if c.anchored and (
             float(np.mean(scores[i])) < turned.TURN_BELOW
             or not self._plausible(points[i], scores[i], self._region(points[i]), None))]

@@ -153,3 +153,39 @@ def test_a_face_found_on_the_turned_frame_comes_back_in_the_frames_pixels(short,
     corners = apply(to_lying, upright.box.reshape(2, 2))
     np.testing.assert_allclose(d.box, np.concatenate([corners.min(0), corners.max(0)]), atol=1e-6)
     assert box_iou(d.raw_box, d.box)[0, 0] > 0.5
+
+
+@pytest.mark.parametrize("length", [500, 1600, 1601, 2000, 4000, 4032])
+def test_tiles_cover_the_side_overlapping_by_a_quarter(length):
+    from tracker.runtime.detect import TILE, tile_origins
+
+    starts = tile_origins(length)
+    assert starts[0] == 0 and starts == sorted(set(starts))
+    assert starts[-1] + TILE >= length and all(s + TILE <= max(length, TILE) for s in starts)
+    assert all(b - a <= TILE * 3 // 4 for a, b in zip(starts, starts[1:]))  # a quarter or more shared
+
+
+def test_small_faces_of_a_large_photo_are_found_tile_by_tile():
+    """The group photo (faces 80-145 px) at its own scale in a 4000 x 3000 frame: BlazeFace on
+    the whole frame misses its faces, the tiles find them (all but the partly hidden one, which
+    BlazeFace also misses at most rolls: docs/results/roll_study.md)."""
+    from pathlib import Path
+
+    from tracker.core.datasets import faces_by_image, image_folder, read_image
+    from tracker.runtime.detect import with_tiles
+
+    root = Path(__file__).resolve().parents[2] / "fixtures" / "photos_multi"
+    (path, faces), = [(p, f) for p, f in faces_by_image(image_folder(root)).items() if "selfie" in p.name]
+    image = read_image(path)
+    h, w = image.shape[:2]
+    frame = np.full((3000, 4000, 3), 120, np.uint8)
+    frame[1100:1100 + h, 1700:1700 + w] = image
+    truth = [points_box(f + (1700, 1100)) for f in faces]
+    with FaceDetector("both") as d:
+        whole = d.detect(frame)
+        tiled = with_tiles(d, frame, None, whole)
+
+    def hits(found):
+        return sum(any(box_iou(x.box, t)[0, 0] > 0.5 for x in found) for t in truth)
+
+    assert hits(whole) <= 1 and hits(tiled) >= 3  # measured 0 and 3 of 4

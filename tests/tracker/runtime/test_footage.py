@@ -164,6 +164,24 @@ def test_without_turned_faces_the_upside_down_face_is_fitted_the_wrong_way_up():
     assert scored("upside_down", turned_faces=False)["mean_nme"] > 0.5  # measured 1.22
 
 
+def test_the_small_faces_of_a_12_megapixel_photo_are_found():
+    """The group photo at its own scale (faces 80-145 px) in a 4000 x 3000 photo: found tile by
+    tile on the cut (`tracker.runtime.detect.with_tiles`); BlazeFace on the whole frame alone
+    finds none of them."""
+    (path, faces), = [(p, f) for p, f in faces_by_image(image_folder(FIXTURES / "photos_multi")).items()
+                      if "selfie" in p.name]
+    image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    h, w = image.shape[:2]
+    y, x = (3000 - h) // 2, (4000 - w) // 3
+    frame = np.full((3000, 4000, 3), 60, np.uint8)
+    frame[y:y + h, x:x + w] = image
+    with Tracker(TrackerConfig(max_faces=10)) as t:
+        found = t.process(frame).faces
+    s = score_tracks([found], stack_labels([[f + (x, y) for f in faces]]))
+    # measured: 3 of the 4 at 1.7-3.8 %; the partly hidden face is missed here, as at most rolls
+    assert (s["nme"] < 0.04).sum() >= 3 and s["extra"] == 0
+
+
 def test_upright_crops_lose_accuracy_on_the_rolled_head():
     """What turning the crops buys: without it the rolled clip is clearly worse."""
     assert scored("rotated", rotate=False)["mean_nme"] > scored("rotated")["mean_nme"] + 0.015  # 4.5 vs 2.2 %
