@@ -2,9 +2,9 @@
 
 PyAV's `to_ndarray` returns row-padded arrays for some widths (360, 590, 700, 844, ...) that
 some native code misreads without an error, and grey, RGBA and 16-bit images are common in
-folders, so images from files and decoders go through `to_rgb` once, where they enter. Image files are
-read as viewers show them (`read_rgb`): phones store photos sideways with an EXIF orientation tag
-that every viewer honours, and so do the labelling tools.
+folders, so images from files and decoders go through `to_rgb` once, where they enter. Image
+files are read as viewers show them (`read_rgb`): phones store photos sideways with an EXIF
+orientation tag that every viewer honours, and so do the labelling tools.
 """
 from __future__ import annotations
 

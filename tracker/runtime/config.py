@@ -50,11 +50,13 @@ class TrackerConfig:
     cut_threshold: thumbnail difference above which a frame is a shot change (see
         `tracker.runtime.shots`; None: no shot test).
     rotate: crops turned to the face's eye line (False: upright crops, as trained).
-    turned_faces: faces lying sideways or upside down are found too (with `rotate`): the
-        detections of cuts and of the schedule also search the frame turned by quarter turns
-        (those where faces were last found turned, every one when nothing is found upright;
-        BlazeFace misses most faces rolled past 90 degrees). Costs nothing while faces are
-        found upright, three more detections on such a frame without any face.
+    turned_faces: faces lying sideways or upside down are found too (with `rotate`;
+        `tracker.runtime.turned`): the detections of cuts and of the schedule also search the
+        frame turned by quarter turns (those where faces were last found turned, every one
+        when nothing is found upright; BlazeFace misses most faces rolled past 90 degrees),
+        and a new face that scores under 0.85 is tried with its crop turned about its eyes.
+        Costs nothing while faces are found upright, three more detections on such a frame
+        without any face.
     motion_deadzone: a track's crop moves on by its last motion less this share of its side
         (`Region.predicted`): 0.05 keeps still faces as steady as no prediction (jitter 0.0068
         against 0.0152 with the full motion, on the sample clip) and follows fast motion.
