@@ -112,7 +112,9 @@ def main() -> None:
         cases = [(c, str(FOOTAGE / c / "vid.mp4")) for c in CASES]
         out = tmp / "out.pkl"
         env = dict(os.environ, PYTHONPATH=str(a.code_root.resolve()))
-        subprocess.run([sys.executable, "-c", RUNNER, json.dumps([cases, [("photos", str(photos)), ("photos_exif", str(exif)), ("photos_turned", str(turned)), ("photos_large", str(large))], overrides, str(out)])],
+        folders = [("photos", str(photos)), ("photos_exif", str(exif)), ("photos_turned", str(turned)),
+                   ("photos_large", str(large))]
+        subprocess.run([sys.executable, "-c", RUNNER, json.dumps([cases, folders, overrides, str(out)])],
                        check=True, env=env, cwd=tmp)
         res = pickle.loads(out.read_bytes())
     rows = {}
