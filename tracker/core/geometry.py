@@ -73,6 +73,13 @@ def quarter_turn(turns: int, size_hw: tuple[int, int]) -> np.ndarray:
     return m
 
 
+def quarter_of(degrees: float) -> int:
+    """The nearest quarter turn, 0-3, to a counter-clockwise turn of `degrees`: how many
+    `np.rot90` turns show upright a frame whose display matrix turns it so, or a face whose eye
+    line has that roll (`tracker.runtime.regions`)."""
+    return int(round(float(degrees) / 90.0)) % 4
+
+
 def eye_angle(left: np.ndarray, right: np.ndarray) -> float:
     """Roll in degrees of the line from the eye on the image's left to the one on its right
     (positive when it runs down to the right on screen); `similarity` with it levels the line."""

@@ -34,7 +34,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from tracker.core.geometry import eye_angle, points_box
+from tracker.core.geometry import eye_angle, points_box, quarter_of
 from tracker.core.images import to_rgb
 from tracker.core.landmarks import SCHEMES
 from tracker.core.yuv import YUV420
@@ -187,7 +187,7 @@ class Tracker:
                        detections: list[Detection]) -> list[_Track]:
         """New faces lying as a searched frame's turned faces lie: the frame searched at their
         quarter turns, unless its detections came from there (BlazeFace finds some upside down)."""
-        turns = {turned.quarter_of(t.region.angle) for t in alive} - {0} - {d.turn for d in detections}
+        turns = {quarter_of(t.region.angle) for t in alive} - {0} - {d.turn for d in detections}
         if not turns:
             return []
         with self._detector_lock, self.timings.measure("detect"):

@@ -13,7 +13,7 @@ face-like shape, only a less confident one. The tracker (`tracker.runtime.tracke
 
 Quarter turns are counted counter-clockwise, as `np.rot90` turns an image; a face whose eye
 line has roll `angle` (degrees, `tracker.runtime.regions`) lies upright on the frame turned by
-`quarter_of(angle)`.
+`tracker.core.geometry.quarter_of(angle)`.
 """
 from __future__ import annotations
 
@@ -32,11 +32,6 @@ from tracker.runtime.regions import Region
 TURN_BELOW = 0.85
 #: The other quarter turns of a crop, in degrees of roll.
 TURNS_DEGREES = (90.0, 180.0, 270.0)
-
-
-def quarter_of(angle: float) -> int:
-    """The quarter turn (0-3) of the frame on which a face with roll `angle` lies upright."""
-    return int(round(float(angle) / 90.0)) % 4
 
 
 def detect_turned(detector, image: np.ndarray | YUV420, only: str | None, turns: int) -> list[Detection]:

@@ -23,6 +23,7 @@ from typing import Iterator
 
 import numpy as np
 
+from tracker.core.geometry import quarter_of
 from tracker.core.images import to_rgb
 from tracker.core.yuv import BT601, BT709, YUV420
 from tracker.runtime.frames import Frame, Source, SourceError, reason
@@ -38,8 +39,8 @@ COLOURS = {1: BT709, 2: BT601, 5: BT601, 6: BT601}
 
 def pixels_of(vf):
     """A PyAV VideoFrame -> its YUV420 planes (see the module doc) or an RGB array, turned as
-    its display matrix says (`quarter_turns`)."""
-    turns = quarter_turns(vf.rotation)
+    its display matrix says (PyAV's `rotation`, 0 without one)."""
+    turns = quarter_of(vf.rotation)
     colour = COLOURS.get(vf.colorspace)
     if (vf.format.name == "yuv420p" and colour is not None and vf.width % 2 == 0
             and vf.height % 2 == 0 and vf.color_range != 2):  # 2: full range (JPEG)
@@ -48,12 +49,6 @@ def pixels_of(vf):
     rgb = to_rgb(vf.to_ndarray(format="rgb24"))
     return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
-
-def quarter_turns(rotation: float) -> int:
-    """A display matrix's counter-clockwise rotation in degrees (PyAV's `VideoFrame.rotation`,
-    0 without one) -> the counter-clockwise quarter turns that show the frame upright, 0-3
-    (the nearest: phones write quarter turns)."""
-    return int(round(float(rotation) / 90.0)) % 4
 
 
 class FrameNumbers:

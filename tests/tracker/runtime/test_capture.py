@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 
 from tests.tracker.runtime_fixtures import CLIP, clip_frames, faulty_videos, write_video
+from tracker.core.geometry import quarter_of as quarter_turns
 from tracker.core.yuv import YUV420, cut
 from tracker.evaluation.footage import EXIF_ORIENTATION, save_turned
 from tracker.runtime.camera_source import CameraSource
 from tracker.runtime.capture import open_source
 from tracker.runtime.frames import Frame, SourceError
 from tracker.runtime.image_source import ImageFolderSource
-from tracker.runtime.video_source import FrameNumbers, VideoSource, pixels_of, quarter_turns
+from tracker.runtime.video_source import FrameNumbers, VideoSource, pixels_of
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tracker.core.geometry import quarter_of
 from tracker.core.landmarks import IBUG68
 from tracker.core.shape import MEAN_SHAPE_IBUG68
 from tracker.runtime.detect import Detection
 from tracker.runtime.regions import region_from_points
-from tracker.runtime.turned import TurnedSearch, quarter_of, turned_about_eyes
+from tracker.runtime.turned import TurnedSearch, turned_about_eyes
 
 
 def face_at(turn: int, score: float = 0.9, x: float = 100.0) -> Detection:
