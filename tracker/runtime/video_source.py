@@ -50,7 +50,6 @@ def pixels_of(vf):
     return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
 
-
 class FrameNumbers:
     """Numbers and times of a stream's frames, in the order they are decoded: call it with
     each frame's presentation time in seconds (None when it has none) for (index, timestamp).

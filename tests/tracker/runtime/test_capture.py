@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.tracker.runtime_fixtures import CLIP, clip_frames, faulty_videos, write_video
-from tracker.core.geometry import quarter_of as quarter_turns
+from tracker.core.geometry import quarter_of
 from tracker.core.yuv import YUV420, cut
 from tracker.evaluation.footage import EXIF_ORIENTATION, save_turned
 from tracker.runtime.camera_source import CameraSource
@@ -102,13 +102,13 @@ def test_a_video_stored_turned_comes_upright_as_players_show_it(tmp_path, rotati
     with av.open(str(path)) as c:  # the RGB path (any other pixel format) turns the same way
         vf = next(c.decode(video=0))
         rgb = pixels_of(vf.reformat(format="yuv444p"))
-        assert quarter_turns(vf.rotation) == turns % 4
+        assert quarter_of(vf.rotation) == turns % 4
     assert isinstance(rgb, np.ndarray) and rgb.flags["C_CONTIGUOUS"]
     assert np.abs(rgb.astype(int) - upright[0]).mean() < 1.7  # measured 1.37-1.43
 
 
 def test_quarter_turns_round_to_the_nearest():
-    assert [quarter_turns(a) for a in (0, 90, -90, 180, -180, 270, 44, 46, -134, -136)] == [0, 1, 3, 2, 2, 3, 0, 1, 3, 2]
+    assert [quarter_of(a) for a in (0, 90, -90, 180, -180, 270, 44, 46, -134, -136)] == [0, 1, 3, 2, 2, 3, 0, 1, 3, 2]
 
 
 def test_a_photo_stored_turned_with_an_exif_orientation_comes_upright(tmp_path):
