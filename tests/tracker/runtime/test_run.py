@@ -90,9 +90,13 @@ class SlowSink:
 def test_the_source_is_closed_after_its_thread_stopped(live):
     source = ReadTrackingSource(live=live, read_s=0.03)
     tracker = FakeTracker()
-    stats = Run(tracker, source, Sinks([SlowSink()]), max_frames=5)()
+    sink = SlowSink()
+    stats = Run(tracker, source, Sinks([sink]), max_frames=5)()
     assert source.closed and stats.source_released and tracker.closed
-    assert stats.frames == 5 and stats.detections == 1
+    # frame 0 is the detected one; a live source drops frames when the machine is starved,
+    # frame 0 among them
+    assert stats.frames == 5 and stats.detections == (0 in sink.frames)
+    assert live or sink.frames == [0, 1, 2, 3, 4]
     assert tracker.runner.source_stopped
 
 
