@@ -130,7 +130,7 @@ PRESETS = {
     "rt-sep2-192": ModelConfig(stacks=2, width=192, depth=3, input_hw=(128, 128),
                                heatmap_hw=(32, 32), stem_width=32, block="separable"),
     # Two stacks of 160 separable channels: the default's MACs (0.28 GMACs against 0.30) and,
-    # on this project's CPU, its onnxruntime latency; trained from scratch with rt-sep's recipe
+    # untrained on this project's CPU, about its onnxruntime latency; trained from scratch with rt-sep's recipe
     # (train/checkpoints/rt-sep2-160-scratch/) to ask whether the second stack's gain survives
     # at the default's cost.
     "rt-sep2-160": ModelConfig(stacks=2, width=160, depth=3, input_hw=(128, 128),
