@@ -28,7 +28,8 @@ _RT_M = ["docs/results/train_rt-m/stage1_metrics.csv", "docs/results/train_rt-m/
          "train/checkpoints/rt-m-stage5"]
 _RT_L = _RT_M + ["train/checkpoints/rt-l", "train/checkpoints/rt-l-stage2"]
 # The runs behind each bundled model (and rt-l, rt-l-112, rt-xl and rt-sep-160, which left the bundle,
-# and the long default run, the run on the sub-pixel teacher's labels and rt-sep2, not shipped), in order; the model card tells the same story in words.
+# and the long default run, the run on the sub-pixel teacher's labels, rt-sep2 and rt-sep2-160,
+# not shipped), in order; the model card tells the same story in words.
 LINEAGES = {
     "rt-m": _RT_M,
     "rt-l": _RT_L,
@@ -41,6 +42,7 @@ LINEAGES = {
     "rt-sep on sub-pixel teacher labels (not shipped)": ["train/checkpoints/rt-sep-subpixel-scratch"],
     "rt-sep2 (not shipped)": ["train/checkpoints/rt-sep", "train/checkpoints/rt-sep2"],
     "rt-sep2-192": ["train/checkpoints/rt-sep2-192-scratch", "train/checkpoints/rt-sep2-192-occl"],
+    "rt-sep2-160 (not shipped)": ["train/checkpoints/rt-sep2-160-scratch"],
 }
 
 

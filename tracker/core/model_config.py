@@ -129,10 +129,10 @@ PRESETS = {
     # occlusion cycle on top (train/checkpoints/rt-sep2-192-occl/), the accurate preset.
     "rt-sep2-192": ModelConfig(stacks=2, width=192, depth=3, input_hw=(128, 128),
                                heatmap_hw=(32, 32), stem_width=32, block="separable"),
-    # Two stacks of 160 separable channels: the default's MACs (0.28 GMACs against 0.30) and,
-    # untrained on this project's CPU, about its onnxruntime latency; trained from scratch with rt-sep's recipe
-    # (train/checkpoints/rt-sep2-160-scratch/) to ask whether the second stack's gain survives
-    # at the default's cost.
+    # Two stacks of 160 separable channels: the default's MACs (0.28 GMACs against 0.30), 1.04-1.08
+    # times its onnxruntime latency; trained from scratch with rt-sep's recipe
+    # (train/checkpoints/rt-sep2-160-scratch/) the second stack's gain fell inside the noise at
+    # the default's cost (-0.05 points face by face).
     "rt-sep2-160": ModelConfig(stacks=2, width=160, depth=3, input_hw=(128, 128),
                                heatmap_hw=(32, 32), stem_width=32, block="separable"),
     # rt-m with a second stack (intermediate supervision, as FAN); an early accurate preset.
