@@ -42,7 +42,8 @@ LINEAGES = {
     "rt-sep on sub-pixel teacher labels (not shipped)": ["train/checkpoints/rt-sep-subpixel-scratch"],
     "rt-sep2 (not shipped)": ["train/checkpoints/rt-sep", "train/checkpoints/rt-sep2"],
     "rt-sep2-192": ["train/checkpoints/rt-sep2-192-scratch", "train/checkpoints/rt-sep2-192-occl"],
-    "rt-sep2-160 (not shipped)": ["train/checkpoints/rt-sep2-160-scratch"],
+    "rt-sep2-160 (not shipped)": ["train/checkpoints/rt-sep2-160-scratch",
+                                  "train/checkpoints/rt-sep2-160-distil"],
 }
 
 
