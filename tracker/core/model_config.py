@@ -132,7 +132,9 @@ PRESETS = {
     # Two stacks of 160 separable channels: the default's MACs (0.28 GMACs against 0.30), 1.04-1.08
     # times its onnxruntime latency; trained from scratch with rt-sep's recipe
     # (train/checkpoints/rt-sep2-160-scratch/) the second stack's gain fell inside the noise at
-    # the default's cost (-0.05 points face by face).
+    # the default's cost (-0.05 points face by face; -0.06 after an occlusion and distillation
+    # cycle, train/checkpoints/rt-sep2-160-distil/, for 1.1-1.3 times rt-sep's inference in the
+    # tracker).
     "rt-sep2-160": ModelConfig(stacks=2, width=160, depth=3, input_hw=(128, 128),
                                heatmap_hw=(32, 32), stem_width=32, block="separable"),
     # rt-m with a second stack (intermediate supervision, as FAN); an early accurate preset.
