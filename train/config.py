@@ -26,6 +26,9 @@ class TrainConfig:
     encoding: str = "continuous"
     siamese: bool = False
     loss: str = "l2"  # on the heatmaps: "l2" (the paper's) or "awing" (train.loss.heatmap_awing)
+    # Weight of a second loss on the decoded points (`train.loss.decoded_l1`, heatmap pixels);
+    # 0: the heatmap loss alone
+    decoded_weight: float = 0.0
     # Distillation: a trained model (same input size) whose decoded points are a second target,
     # weighted `distil_weight` against the labels' loss (`train.targets.student_targets`).
     distil_from: str | None = None
@@ -64,9 +67,12 @@ class TrainConfig:
                              f"AugmentConfig has {[f.name for f in fields(AugmentConfig)]}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss {self.loss!r}: one of {sorted(LOSSES)}")
-        if self.siamese and (self.loss != "l2" or self.distil_from or self.teacher_part_weights):
+        if self.siamese and (self.loss != "l2" or self.distil_from or self.teacher_part_weights
+                             or self.decoded_weight):
             raise ValueError("the Siamese loss is an L2 on the warped-back sum: no other loss, "
                              "no distillation, no per-part label weights with it")
+        if self.decoded_weight < 0:
+            raise ValueError(f"decoded_weight {self.decoded_weight}: >= 0")
         if any(w < 0 for w in self.teacher_part_weights.values()):
             raise ValueError(f"teacher_part_weights {self.teacher_part_weights}: weights >= 0")
         if self.average_from is not None and not 1 <= self.average_from <= self.epochs:

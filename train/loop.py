@@ -40,7 +40,7 @@ from train.augment import AugmentConfig, augment_batch, canonical_transform
 from train.cache import Cache, check_fits
 from train.config import TrainConfig
 from train.distributed import SINGLE, Dist, threads_per_rank, training_module
-from train.loss import LOSSES, sample_weight, siamese_l2
+from train.loss import LOSSES, decoded_l1, sample_weight, siamese_l2
 from train.relabel import relabelled
 from train.sampling import augment_rng, draw_batch, rank_slice, sampling_weights, split
 from train.targets import (
@@ -189,6 +189,10 @@ class Trainer:
             outs = self.net(to_tensor(imgs, self.mc).to(d.device))
             target = heatmap_targets(self.codec, pts).to(d.device)
             loss = sum(self.heatmap_loss(o, target, w, total=total) for o in outs)
+            if self.cfg.decoded_weight:
+                xy_hm = torch.as_tensor(apply(self.codec.to_heatmap, pts), dtype=torch.float32).to(d.device)
+                loss = loss + self.cfg.decoded_weight * sum(
+                    decoded_l1(o, xy_hm, w, total, self.codec.window, self.codec.tau) for o in outs)
             if self.teacher is not None:
                 loss = loss + self.cfg.distil_weight * self._distil_loss(imgs, outs, len(idx))
         else:

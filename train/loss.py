@@ -1,5 +1,5 @@
-"""Heatmap losses: L2 on targets from the codec (the paper's), the adaptive wing loss, and the
-Siamese consistency loss (paper eq. 6).
+"""Heatmap losses: L2 on targets from the codec (the paper's), the adaptive wing loss, the
+Siamese consistency loss (paper eq. 6), and a loss on the decoded points themselves.
 
 Shapes: heatmaps (B, K, h, w); weights (B,) per sample or (B, K) per point; point masks (B, K).
 
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tracker.core import codec_torch
 from train.affine import invert
 
 
@@ -52,6 +53,24 @@ def heatmap_awing(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
     per_pixel = torch.where(delta < theta, omega * torch.log1p((delta / epsilon) ** a), big_a * delta - big_c)
     fg = F.max_pool2d((target > 0.2).to(pred.dtype), 3, stride=1, padding=1)
     return _weighted_mean((per_pixel * (1 + foreground_weight * fg)).sum((-1, -2)), weight, total)
+
+
+def decoded_l1(pred: torch.Tensor, xy_hm: torch.Tensor, weight: torch.Tensor,
+               total: float | None = None, window: int = 5, tau: float = 10.0) -> torch.Tensor:
+    """The distance in heatmap pixels between the points the tracker would decode from `pred`
+    (the local soft-argmax, `tracker.core.codec_torch.decode`, differentiable in the window's
+    values) and the labels `xy_hm` (B, K, 2): a heatmap loss is dominated by the map's many
+    pixels and only weakly asks where inside the window the mass sits, which is the sub-pixel
+    part of the answer. A point whose argmax lies outside the label's window counts 0 (its
+    window's values cannot move it there: the heatmap loss moves the peak). Per point, then
+    weighted mean over samples like `heatmap_l2`."""
+    xy, _ = codec_torch.decode(pred, "local_soft_argmax", window, tau)
+    err = (xy - xy_hm).norm(dim=-1)  # (B, K)
+    w = pred.shape[-1]
+    idx = pred.flatten(-2).argmax(-1)  # (B, K)
+    peak = torch.stack([idx % w, torch.div(idx, w, rounding_mode="floor")], -1).to(xy_hm.dtype)
+    near = ((peak - xy_hm).abs().amax(-1) <= window // 2).to(err.dtype)
+    return _weighted_mean(err * near, weight, total)
 
 
 #: `TrainConfig.loss` names the loss on the heatmaps of a plain (non-Siamese) step.

@@ -137,6 +137,26 @@ def test_the_adaptive_wing_loss_trains_too(tmp_path, fixture_cache):
         _cfg(tmp_path, loss="wing")
 
 
+def test_the_decoded_points_loss_trains_too(tmp_path, fixture_cache):
+    """`decoded_weight` adds `decoded_l1` to the step: the same batch at the same weights costs
+    more, the run learns, and a Siamese run refuses it."""
+    plain = Trainer(_cfg(tmp_path / "plain"), fixture_cache, TINY)
+    tr = Trainer(_cfg(tmp_path / "decoded", decoded_weight=1.0), fixture_cache, TINY)
+    idx = tr.train_idx[:4]
+    plain.rng = np.random.default_rng(0)
+    first_plain = plain.train_step(idx)
+    losses = []
+    for _ in range(40):
+        tr.rng = np.random.default_rng(0)
+        losses.append(tr.train_step(idx))
+    assert losses[0] > first_plain  # same weights, same batch, one more non-negative term
+    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:3])
+    with pytest.raises(ValueError, match="Siamese"):
+        _cfg(tmp_path, siamese=True, decoded_weight=1.0)
+    with pytest.raises(ValueError, match="decoded_weight"):
+        _cfg(tmp_path, decoded_weight=-1.0)
+
+
 def test_teacher_part_weights_weigh_the_teachers_jaw_in_the_step(tmp_path, fixture_cache):
     """The teacher's jaw points at weight 1 (others 0.5) change the step's loss on a batch
     with teacher faces, and the run learns as the plain one does."""
