@@ -123,8 +123,8 @@ def test_awing_punishes_small_errors_at_a_peak_more_than_l2():
 
 def test_decoded_l1_is_the_decoded_points_distance_and_its_gradient_moves_them():
     """Maps rendered at the labels decode onto them (to the codec's sampling bias, about 0.01
-    px, measured 0.011 here); maps rendered 0.4 px off cost that distance, and a step down its gradient brings the
-    decoded points closer without moving the argmax."""
+    px, measured 0.011 here); maps rendered 0.4 px off cost that distance, and a step down its
+    gradient brings the decoded points closer without moving the argmax."""
     from train.loss import decoded_l1
 
     labels = torch.tensor([[[10.3, 12.6], [20.0, 7.45]]])
