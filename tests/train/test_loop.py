@@ -22,13 +22,18 @@ def _cfg(tmp_path, **kw):
     return replace(base, **kw)
 
 
+def _fit_one_batch(tr: Trainer, idx: np.ndarray, steps: int = 40) -> list[float]:
+    """The losses of `steps` steps on batch `idx`, with the same augmentation each step."""
+    losses = []
+    for _ in range(steps):
+        tr.rng = np.random.default_rng(0)
+        losses.append(tr.train_step(idx))
+    return losses
+
+
 def test_loss_falls_on_real_faces(tmp_path, fixture_cache):
     tr = Trainer(_cfg(tmp_path), fixture_cache, TINY)
-    idx = tr.train_idx[:4]
-    losses = []
-    for _ in range(40):
-        tr.rng = np.random.default_rng(0)  # the same augmentation each step: fit one batch
-        losses.append(tr.train_step(idx))
+    losses = _fit_one_batch(tr, tr.train_idx[:4])
     assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:3])
 
 
@@ -127,11 +132,7 @@ def test_augmentation_settings_come_from_the_config(tmp_path, fixture_cache):
 
 def test_the_adaptive_wing_loss_trains_too(tmp_path, fixture_cache):
     tr = Trainer(_cfg(tmp_path, loss="awing"), fixture_cache, TINY)
-    idx = tr.train_idx[:4]
-    losses = []
-    for _ in range(40):
-        tr.rng = np.random.default_rng(0)
-        losses.append(tr.train_step(idx))
+    losses = _fit_one_batch(tr, tr.train_idx[:4])
     assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:3])
     with pytest.raises(ValueError, match="loss 'wing'"):
         _cfg(tmp_path, loss="wing")
@@ -145,10 +146,7 @@ def test_the_decoded_points_loss_trains_too(tmp_path, fixture_cache):
     idx = tr.train_idx[:4]
     plain.rng = np.random.default_rng(0)
     first_plain = plain.train_step(idx)
-    losses = []
-    for _ in range(40):
-        tr.rng = np.random.default_rng(0)
-        losses.append(tr.train_step(idx))
+    losses = _fit_one_batch(tr, idx)
     assert losses[0] > first_plain  # same weights, same batch, one more non-negative term
     assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:3])
     with pytest.raises(ValueError, match="Siamese"):
@@ -167,10 +165,7 @@ def test_teacher_part_weights_weigh_the_teachers_jaw_in_the_step(tmp_path, fixtu
     idx = np.array(teacher[:4])
     plain.rng = np.random.default_rng(0)
     first_plain = plain.train_step(idx)
-    losses = []
-    for _ in range(40):
-        parts.rng = np.random.default_rng(0)
-        losses.append(parts.train_step(idx))
+    losses = _fit_one_batch(parts, idx)
     assert losses[0] != pytest.approx(first_plain, rel=1e-3)  # same weights, same batch
     assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:3])
 
@@ -192,9 +187,7 @@ def test_distillation_pulls_the_student_to_the_teachers_points(tmp_path, fixture
             return float(tr._distil_loss(imgs, tr.net(to_tensor(imgs, mc)), len(idx)))
 
     before = distil_loss()
-    for _ in range(40):
-        tr.rng = np.random.default_rng(0)  # these very crops at every step
-        tr.train_step(idx)
+    _fit_one_batch(tr, idx)  # these very crops at every step
     assert distil_loss() < 0.2 * before  # measured 0.15 (64 px), 0.18 (48 px)
 
 
