@@ -1,6 +1,7 @@
 """How a run's two losses pull on the weights it starts from: the gradient norms of the heatmap
 loss (`TrainConfig.loss`) and of the decoded points' loss (`train.loss.decoded_l1`, weight 1),
-and the cosine between the two gradients, on a few augmented training batches. Sets
+both as the training step computes them (`Trainer.label_losses`), and the cosine between the
+two gradients, on a few augmented training batches. Sets
 `decoded_weight`: at the ratio of the norms the second loss pulls as hard as the first.
 
     python scripts/loss_balance.py train/checkpoints/rt-sep-decoded/config.json
@@ -21,12 +22,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from scripts.machine import describe  # noqa: E402
-from tracker.core.geometry import apply  # noqa: E402
 from train.augment import augment_batch  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
 from train.loop import Trainer  # noqa: E402
-from train.loss import decoded_l1  # noqa: E402
-from train.targets import heatmap_targets, to_tensor  # noqa: E402
+from train.targets import to_tensor  # noqa: E402
 
 
 def balance(tr: Trainer, batches: int = 3, seed: int = 1) -> list[dict]:
@@ -40,11 +39,7 @@ def balance(tr: Trainer, batches: int = 3, seed: int = 1) -> list[dict]:
         idx = rng.choice(tr.train_idx, tr.cfg.batch)
         imgs, pts, _ = augment_batch(rng, tr.cache, idx, tr.aug, tr.mc.input_hw[0])
         w = torch.as_tensor(tr.loss_w[tr.cache.source[idx]], dtype=torch.float32)
-        outs = tr.net(to_tensor(imgs, tr.mc))
-        target = heatmap_targets(tr.codec, pts)
-        xy_hm = torch.as_tensor(apply(tr.codec.to_heatmap, pts), dtype=torch.float32)
-        heat = sum(tr.heatmap_loss(o, target, w) for o in outs)
-        dec = sum(decoded_l1(o, xy_hm, w, None, tr.codec.window, tr.codec.tau) for o in outs)
+        heat, dec = tr.label_losses(tr.net(to_tensor(imgs, tr.mc)), pts, w)
         g_heat = torch.autograd.grad(heat, params, retain_graph=True, allow_unused=True)
         g_dec = torch.autograd.grad(dec, params, allow_unused=True)
         pairs = [(a, b) for a, b in zip(g_heat, g_dec) if a is not None and b is not None]

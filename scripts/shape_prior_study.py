@@ -112,8 +112,8 @@ def main(argv=None) -> int:
     for factor in (0.5, 1.0, 2.0):
         fused = np.empty_like(pred)
         for fit, held in ((folds[0], folds[1]), (folds[1], folds[0])):
-            resid = np.stack([apply(prior.align(p)[1], t) - prior.align(p)[0]
-                              for p, t in zip(pred[fit], truth[fit])]).reshape(len(fit), -1)
+            aligned = [prior.align(p) for p in pred[fit]]  # (prediction there, transform)
+            resid = np.stack([apply(m, t) - q for (q, m), t in zip(aligned, truth[fit])]).reshape(len(fit), -1)
             fused[held] = prior.fuse(pred[held], np.diag(resid.var(0)) * factor)
         rows.append((f"fused with the prior, noise x{factor:g} (2 folds)", score(fused, truth)))
     rows.append(("jaw from the labelled inner points (oracle)", score(prior.jaw_from_inner(truth), truth)))

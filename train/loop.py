@@ -187,12 +187,9 @@ class Trainer:
         if not self.cfg.siamese:
             imgs, pts, _ = augment_batch(self.rng, self.cache, mine, self.aug, self.mc.input_hw[0])
             outs = self.net(to_tensor(imgs, self.mc).to(d.device))
-            target = heatmap_targets(self.codec, pts).to(d.device)
-            loss = sum(self.heatmap_loss(o, target, w, total=total) for o in outs)
-            if self.cfg.decoded_weight:
-                xy_hm = torch.as_tensor(apply(self.codec.to_heatmap, pts), dtype=torch.float32).to(d.device)
-                loss = loss + self.cfg.decoded_weight * sum(
-                    decoded_l1(o, xy_hm, w, total, self.codec.window, self.codec.tau) for o in outs)
+            loss, decoded = self.label_losses(outs, pts, w, total, decoded=bool(self.cfg.decoded_weight))
+            if decoded is not None:
+                loss = loss + self.cfg.decoded_weight * decoded
             if self.teacher is not None:
                 loss = loss + self.cfg.distil_weight * self._distil_loss(imgs, outs, len(idx))
         else:
@@ -201,6 +198,21 @@ class Trainer:
         loss.backward()
         self.opt.step()
         return d.mean(float(loss.detach()))
+
+    def label_losses(self, outs: list[torch.Tensor], pts: np.ndarray, w: torch.Tensor,
+                     total: float | None = None, decoded: bool = True,
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Every stack's heatmaps `outs` against the labels `pts` (B, K, 2, input pixels), with
+        sample weights `w`: (the heatmap loss, `cfg.loss`; the decoded points' loss,
+        `train.loss.decoded_l1`, unweighted, or None without `decoded`), each summed over the
+        stacks."""
+        device = outs[0].device
+        target = heatmap_targets(self.codec, pts).to(device)
+        heat = sum(self.heatmap_loss(o, target, w, total=total) for o in outs)
+        if not decoded:
+            return heat, None
+        xy_hm = torch.as_tensor(apply(self.codec.to_heatmap, pts), dtype=torch.float32).to(device)
+        return heat, sum(decoded_l1(o, xy_hm, w, total, self.codec.window, self.codec.tau) for o in outs)
 
     def _distil_loss(self, imgs: np.ndarray, outs: list[torch.Tensor], global_batch: int) -> torch.Tensor:
         """The loss of every stack's heatmaps against the teacher's points on the same crops
