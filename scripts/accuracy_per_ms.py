@@ -5,7 +5,7 @@ on the human training faces, `scripts/calibrate_offsets.py`), beside onnxruntime
 latency with 1 and 2 threads.
 
     python scripts/accuracy_per_ms.py tracker/models/rt-sep2-192.pt tracker/models/rt-sep-112.pt \\
-        tracker/models/rt-sep.pt tracker/models/rt-m.pt
+        tracker/models/rt-sep-kd.pt tracker/models/rt-m.pt
 
 Each model is scored on the same faces (the validation split of `train.sampling.split` with
 the default `TrainConfig`: 8 % of the human identity groups), cut from the crop cache of its

@@ -1,7 +1,7 @@
 """Where a model errs on the validation faces: NME per part of the markup and the jaw's error
 along and across its line (`tracker.evaluation.scoring.face_errors`).
 
-    python scripts/error_parts.py tracker/models/rt-sep.pt tracker/models/rt-sep2-192.pt
+    python scripts/error_parts.py tracker/models/rt-sep-kd.pt tracker/models/rt-sep2-192.pt
     python scripts/error_parts.py --teacher     # dlib's row (needs the peers extra)
 
 Each model runs on the canonical crops of the held-out human-labelled faces (the identity split
@@ -9,8 +9,8 @@ training holds out; no flip test, no per-point offsets), from the crop cache cut
 `--teacher` adds the teacher, dlib, run as it labelled the data (`train.relabel.teacher_on`) on
 the default cache's crops, on the faces it finds; these faces are in its training set, so its
 row is optimistic.
-Each model row also says how far its mean sits from the reference model's (`--reference`, the
-default rt-sep) on the same faces, with the 95 % bootstrap interval over the faces
+Each model row also says how far its mean sits from the reference model's (`--reference`, by
+default the bundled default model) on the same faces, with the 95 % bootstrap interval over the faces
 (`tracker.core.metrics.paired_difference`): the test set's share of the noise, not training's.
 Writes docs/results/error_parts.{md,json} (a run adds or replaces its models' rows). The same
 split on the HELEN test set, beside dlib and mediapipe, is `scripts/eval_helen.py`'s table by
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from scripts.machine import describe  # noqa: E402
 from tracker.core.metrics import paired_difference  # noqa: E402
-from tracker.core.modelfile import load_torch  # noqa: E402
+from tracker.core.modelfile import DEFAULT_MODEL, load_torch  # noqa: E402
 from tracker.evaluation.report import jsonable, parts_table  # noqa: E402
 from tracker.evaluation.scoring import face_errors  # noqa: E402
 from train.cache import Cache, default_path, path_for  # noqa: E402
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", type=Path, nargs="*", help="shipped .pt files or training checkpoints")
     ap.add_argument("--teacher", action="store_true", help="add dlib's row (the peers extra)")
-    ap.add_argument("--reference", default="tracker/models/rt-sep.pt",
+    ap.add_argument("--reference", default=f"tracker/models/{DEFAULT_MODEL}.pt",
                     help="the row the others are compared with, face by face")
     ap.add_argument("--out", type=Path, default=RESULTS)
     a = ap.parse_args(argv)

@@ -168,7 +168,7 @@ def cmd_reassemble(a: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from tracker.core.model_config import PRESETS
-    from tracker.core.modelfile import DEFAULT_MODEL
+    from tracker.core.modelfile import DEFAULT_MODEL, DEFAULT_PRESET
 
     ap = argparse.ArgumentParser(prog="scripts/gpu_train.py", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--distil-minutes", type=float, default=2.5)
     t.add_argument("--deadline-minutes", type=float, default=9.0,
                    help="the whole run, start-up included, ends inside this")
-    t.add_argument("--student", default=DEFAULT_MODEL, choices=[n for n in PRESETS if n != "fan2-256"])
+    t.add_argument("--student", default=DEFAULT_PRESET, choices=[n for n in PRESETS if n != "fan2-256"])
     t.add_argument("--student-init", default=f"tracker/models/{DEFAULT_MODEL}.pt",
                    help="warm start of the student ('none' for none)")
     t.add_argument("--l2", action="store_true", help="plain L2 instead of the Siamese loss")

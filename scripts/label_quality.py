@@ -5,7 +5,7 @@ of `train.relabel`: relabel only with what beats the teacher here. Beside it, ea
 of its own human-labelled training faces (no flip test): how well it fits what it learnt from,
 which says whether the labels or the model limit it.
 
-    python scripts/label_quality.py tracker/models/rt-sep2-192.pt tracker/models/rt-sep.pt
+    python scripts/label_quality.py tracker/models/rt-sep2-192.pt tracker/models/rt-sep-kd.pt
 
 Writes docs/results/label_quality.md and .json. Needs the peers extra (dlib).
 """

@@ -10,7 +10,7 @@ the validation faces:
   jaw point sits along its line the rest of the face tells (the part of our error that is
   largest: README, Accuracy).
 
-    python scripts/shape_prior_study.py tracker/models/rt-sep.pt
+    python scripts/shape_prior_study.py tracker/models/rt-sep-kd.pt
 
 Writes docs/results/shape_prior.{md,json}.
 """

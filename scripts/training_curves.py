@@ -27,7 +27,7 @@ _RT_M = ["docs/results/train_rt-m/stage1_metrics.csv", "docs/results/train_rt-m/
          "docs/results/train_rt-m/stage3_metrics.csv", "docs/results/train_rt-m/stage4_metrics.csv",
          "train/checkpoints/rt-m-stage5"]
 _RT_L = _RT_M + ["train/checkpoints/rt-l", "train/checkpoints/rt-l-stage2"]
-# The runs behind each bundled model (and rt-l, rt-l-112, rt-xl and rt-sep-160, which left the bundle,
+# The runs behind each bundled model (and rt-l, rt-l-112, rt-xl, rt-sep-160 and rt-sep, which left the bundle,
 # and the long default run, the run on the sub-pixel teacher's labels, rt-sep2 and rt-sep2-160,
 # not shipped), in order; the model card tells the same story in words.
 LINEAGES = {
@@ -36,6 +36,7 @@ LINEAGES = {
     "rt-l-112": _RT_L + ["train/checkpoints/rt-l-112"],
     "rt-xl": _RT_L + ["train/checkpoints/rt-xl"],
     "rt-sep": ["train/checkpoints/rt-sep"],
+    "rt-sep-kd": ["train/checkpoints/rt-sep", "train/checkpoints/rt-sep-distil-decoded"],
     "rt-sep-112": ["train/checkpoints/rt-sep", "train/checkpoints/rt-sep-112"],
     "rt-sep-160": ["train/checkpoints/rt-sep", "train/checkpoints/rt-sep-160", "train/checkpoints/rt-sep-160-occl"],
     "rt-sep-occl-long (not shipped)": ["train/checkpoints/rt-sep-occl-long"],

@@ -1,6 +1,6 @@
 """Check and measure the GPU path in one go, on a machine with a CUDA GPU.
 
-    python scripts/verify_gpu.py OUT_DIR [--model tracker/models/rt-sep.pt] [--skip-pytest]
+    python scripts/verify_gpu.py OUT_DIR [--model tracker/models/rt-sep-kd.pt] [--skip-pytest]
 
 Needs torch with CUDA and one kernel loader (pycuda, or CuPy: NVRTC, else nvcc); TensorRT and
 pycuda are optional (their checks are recorded as skipped when absent). Writes

@@ -1,7 +1,7 @@
 """New labels for the teacher-labelled faces of a training cache: the teacher run again at
 sub-pixel precision, our own trained models, or both.
 
-    python -m train.relabel tracker/models/rt-sep2-192.pt tracker/models/rt-sep.pt --out .cache/relabels.npz
+    python -m train.relabel tracker/models/rt-sep2-192.pt tracker/models/rt-sep-kd.pt --out .cache/relabels.npz
     python -m train.relabel --subpixel-teacher --out .cache/relabels_subpixel_teacher.npz
 
 The teacher (dlib) labels whole pixels, jitters and fails on turned heads. Each model given

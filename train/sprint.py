@@ -1,6 +1,7 @@
 """A training run for a wall-clock budget on one accelerator (the GPU machine's ten minutes):
 the paper model (fan2-256) trained from a pack (`train.pack`) decoded once into device memory,
-then a real-time student (by default the tracker's default model, `DEFAULT_MODEL`) distilled from it.
+then a real-time student (by default the tracker's default model, `DEFAULT_MODEL`, whose network is
+`DEFAULT_PRESET`) distilled from it.
 
 Every step runs on the device: faces drawn with `train.sampling`'s weights
 (`train.device_data`), augmented by `train.gpu_augment` (the augmentation of
@@ -38,7 +39,7 @@ from tracker.core import codec_torch
 from tracker.core.codec import HeatmapCodec
 from tracker.core.model import FAN
 from tracker.core.model_config import PRESETS, ModelConfig
-from tracker.core.modelfile import DEFAULT_MODEL
+from tracker.core.modelfile import DEFAULT_MODEL, DEFAULT_PRESET
 from train import checkpoint
 from train.affine import apply, compose, invert
 from train.augment import AugmentConfig
@@ -59,7 +60,7 @@ class SprintConfig:
     distil_minutes: float = 2.5  # student; 0 skips it
     deadline_minutes: float = 9.0  # the whole run, start-up included
     teacher: str = "fan2-256"
-    student: str = DEFAULT_MODEL
+    student: str = DEFAULT_PRESET  # a preset; warm-started from the bundled default's weights
     teacher_model: dict | None = None  # ModelConfig fields replacing the preset's (tests)
     student_model: dict | None = None
     student_init: str | None = f"tracker/models/{DEFAULT_MODEL}.pt"  # warm start (relative to the repo)

@@ -10,7 +10,7 @@ from tracker.core import codec_torch
 from tracker.core.codec import HeatmapCodec
 from tracker.core.model import FAN
 from tracker.core.model_config import ModelConfig
-from tracker.core.modelfile import DEFAULT_MODEL
+from tracker.core.modelfile import DEFAULT_MODEL, DEFAULT_PRESET
 from train.cache import Cache
 from train.device_data import DeviceData, evaluate
 from train.pack import Pack, build_from_data
@@ -111,7 +111,7 @@ def test_the_config_refuses_what_it_cannot_run():
         SprintConfig(augment={"hue": 1})
     t, s = SprintConfig(teacher_model={"width": 32}, student="rt-l-112").models()
     assert t.width == 32 and t.input_hw == (256, 256) and s.input_hw == (112, 112)
-    assert SprintConfig().student == DEFAULT_MODEL  # the sprint distils the tracker's default
+    assert SprintConfig().student == DEFAULT_PRESET  # the sprint distils the tracker's default
     assert Path(SprintConfig().student_init).name == f"{DEFAULT_MODEL}.pt"
 
 

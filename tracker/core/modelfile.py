@@ -29,7 +29,10 @@ METADATA_KEY = "tracker.model_info"
 INPUT_NAME = "input"
 OUTPUT_NAME = "heatmaps"
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-DEFAULT_MODEL = "rt-sep"
+DEFAULT_MODEL = "rt-sep-kd"
+#: The default model's architecture (`tracker.core.model_config.PRESETS`): a bundled name is
+#: a set of weights, a preset a network, and several weights may share one network.
+DEFAULT_PRESET = "rt-sep"
 #: What each bundled preset is for, as `tracker info` and `--model`'s help say it.
 ROLES = {DEFAULT_MODEL: "the default", "rt-sep-112": "fast", "rt-sep2-192": "accurate"}
 

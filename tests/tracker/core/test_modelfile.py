@@ -15,8 +15,9 @@ from tests.tracker.core.payloads import Payload, payload_checkpoint
 from tracker.core.codec import HeatmapCodec
 from tracker.core.geometry import CROP_RATIO
 from tracker.core.model import FAN
-from tracker.core.model_config import ModelConfig
+from tracker.core.model_config import PRESETS, ModelConfig
 from tracker.core.modelfile import (
+    DEFAULT_PRESET,
     INPUT_NAME,
     METADATA_KEY,
     OUTPUT_NAME,
@@ -140,8 +141,8 @@ def test_normalise_shape_dtype_and_values():
 
 def test_default_model_path():
     p = default_model_path()
-    assert p.name == "rt-sep.onnx" and p.parent.name == "models" and p.parent.parent.name == "tracker"
-    assert default_model_path(".pt").name == "rt-sep.pt"
+    assert p.name == "rt-sep-kd.onnx" and p.parent.name == "models" and p.parent.parent.name == "tracker"
+    assert default_model_path(".pt").name == "rt-sep-kd.pt"
 
 
 # --- ONNX ---------------------------------------------------------------------------------------
@@ -397,4 +398,5 @@ def test_the_bundled_model_holds_only_tensors_and_plain_data():
     assert set(ck) == {"model_info", "state_dict"} and isinstance(ck["model_info"], str)
     assert all(isinstance(v, torch.Tensor) for v in ck["state_dict"].values())
     net, info = load_torch(path)
-    assert info.name == "rt-sep" and info == read_onnx_info(path.with_suffix(".onnx"))
+    assert info.name == "rt-sep-kd" and info == read_onnx_info(path.with_suffix(".onnx"))
+    assert info.model == PRESETS[DEFAULT_PRESET]  # the network the GPU sprint warm-starts from it
