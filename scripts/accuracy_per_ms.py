@@ -4,7 +4,7 @@ tracker cuts them) and with the per-point offsets each model would ship with (it
 on the human training faces, `scripts/calibrate_offsets.py`), beside onnxruntime's batch-1
 latency with 1 and 2 threads.
 
-    python scripts/accuracy_per_ms.py tracker/models/rt-sep2-192.pt tracker/models/rt-sep-112.pt \\
+    python scripts/accuracy_per_ms.py tracker/models/rt-sep2-192.pt tracker/models/rt-sep-112-kd.pt \\
         tracker/models/rt-sep-kd.pt tracker/models/rt-m.pt
 
 Each model is scored on the same faces (the validation split of `train.sampling.split` with

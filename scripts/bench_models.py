@@ -2,7 +2,7 @@
 --methods ours mediapipe --no-sweep` for every model, round after round, so that this VM's
 swings (mediapipe's own rate moves by a quarter within the hour) fall on every model alike.
 
-    python scripts/bench_models.py rt-sep rt-sep-112 rt-m --rounds 3
+    python scripts/bench_models.py rt-sep-kd rt-sep-112-kd rt-m --rounds 3
 
 Per model and clip: ours / mediapipe (each run's ratio; median and range over the rounds),
 ours' fps, and the tracker's inference stage in ms per frame (mean over rounds). Writes

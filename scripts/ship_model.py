@@ -1,6 +1,6 @@
 """Turn a training run's best checkpoint into the shipped model files.
 
-    python scripts/ship_model.py train/checkpoints/rt-sep-112/best.pt --name rt-sep-112
+    python scripts/ship_model.py train/checkpoints/rt-sep-112-kd/best.pt --name rt-sep-112-kd
 
 writes tracker/models/<name>.pt (fp16 weights for the torch backends) and tracker/models/<name>.onnx
 (the same fp16 weights, computed in float32: `export_onnx(fp16_weights=True)`; with the ModelInfo

@@ -27,9 +27,9 @@ _RT_M = ["docs/results/train_rt-m/stage1_metrics.csv", "docs/results/train_rt-m/
          "docs/results/train_rt-m/stage3_metrics.csv", "docs/results/train_rt-m/stage4_metrics.csv",
          "train/checkpoints/rt-m-stage5"]
 _RT_L = _RT_M + ["train/checkpoints/rt-l", "train/checkpoints/rt-l-stage2"]
-# The runs behind each bundled model (and rt-l, rt-l-112, rt-xl, rt-sep-160 and rt-sep, which left the bundle,
-# and the long default run, the run on the sub-pixel teacher's labels, rt-sep2 and rt-sep2-160,
-# not shipped), in order; the model card tells the same story in words.
+# The runs behind each bundled model (and rt-l, rt-l-112, rt-xl, rt-sep-160, rt-sep and rt-sep-112,
+# which left the bundle, and the long default run, the run on the sub-pixel teacher's labels,
+# rt-sep2 and rt-sep2-160, not shipped), in order; the model card tells the same story in words.
 LINEAGES = {
     "rt-m": _RT_M,
     "rt-l": _RT_L,
@@ -38,6 +38,8 @@ LINEAGES = {
     "rt-sep": ["train/checkpoints/rt-sep"],
     "rt-sep-kd": ["train/checkpoints/rt-sep", "train/checkpoints/rt-sep-distil-decoded"],
     "rt-sep-112": ["train/checkpoints/rt-sep", "train/checkpoints/rt-sep-112"],
+    "rt-sep-112-kd": ["train/checkpoints/rt-sep", "train/checkpoints/rt-sep-distil-decoded",
+                      "train/checkpoints/rt-sep-112-kd"],
     "rt-sep-160": ["train/checkpoints/rt-sep", "train/checkpoints/rt-sep-160", "train/checkpoints/rt-sep-160-occl"],
     "rt-sep-occl-long (not shipped)": ["train/checkpoints/rt-sep-occl-long"],
     "rt-sep on sub-pixel teacher labels (not shipped)": ["train/checkpoints/rt-sep-subpixel-scratch"],

@@ -210,7 +210,7 @@ def test_info_lists_backends_and_the_model(capsys):
     assert main(["info", "--model", str(tiny_model())]) == 0
     out = capsys.readouterr().out
     assert "onnxruntime" in out and "tensorrt" in out and "name tiny" in out and "64x64" in out
-    assert ("bundled models (--model NAME): rt-m (1.5 MB), rt-sep-112 (1.6 MB, fast), "
+    assert ("bundled models (--model NAME): rt-m (1.5 MB), rt-sep-112-kd (1.6 MB, fast), "
             "rt-sep-kd (1.6 MB, the default), rt-sep2-192 (2.0 MB, accurate)\n") in out
     assert main(["info", "--model", "/nonexistent.onnx"]) == 2
 

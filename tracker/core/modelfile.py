@@ -34,7 +34,7 @@ DEFAULT_MODEL = "rt-sep-kd"
 #: a set of weights, a preset a network, and several weights may share one network.
 DEFAULT_PRESET = "rt-sep"
 #: What each bundled preset is for, as `tracker info` and `--model`'s help say it.
-ROLES = {DEFAULT_MODEL: "the default", "rt-sep-112": "fast", "rt-sep2-192": "accurate"}
+ROLES = {DEFAULT_MODEL: "the default", "rt-sep-112-kd": "fast", "rt-sep2-192": "accurate"}
 
 
 @dataclass(frozen=True)
