@@ -29,9 +29,10 @@ class TrainConfig:
     # Weight of a second loss on the decoded points (`train.loss.decoded_l1`, heatmap pixels);
     # 0: the heatmap loss alone
     decoded_weight: float = 0.0
-    # Distillation: a trained model (same input size) whose decoded points are a second target,
-    # weighted `distil_weight` against the labels' loss (`train.targets.student_targets`).
-    distil_from: str | None = None
+    # Distillation: a trained model whose decoded points are a second target, weighted
+    # `distil_weight` against the labels' loss (`train.targets.student_targets`); or a list of
+    # them, an ensemble whose points are averaged (`train.targets.ensemble_targets`).
+    distil_from: str | list[str] | None = None
     distil_weight: float = 1.0
     labels: str | None = None  # relabelled teacher data for this cache (`python -m train.relabel`)
     # Share of each source in the sampled batches; clips share `videos` equally.
@@ -56,11 +57,22 @@ class TrainConfig:
     threads: int = 2
     checkpoint_every: int = 50  # steps
 
+    @property
+    def teachers(self) -> list[str]:
+        """The distillation teachers' paths (`distil_from` as a list; empty without one)."""
+        if not self.distil_from:
+            return []
+        return [self.distil_from] if isinstance(self.distil_from, str) else list(self.distil_from)
+
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; one of {sorted(PRESETS)}")
         object.__setattr__(self, "milestones", tuple(self.milestones))
         object.__setattr__(self, "human_sources", tuple(self.human_sources))
+        if isinstance(self.distil_from, (list, tuple)):
+            if not self.distil_from:
+                raise ValueError("distil_from: an empty list; None distils from no one")
+            object.__setattr__(self, "distil_from", list(self.distil_from))
         unknown = set(self.augment) - {f.name for f in fields(AugmentConfig)}
         if unknown:
             raise ValueError(f"augment: unknown settings {sorted(unknown)}; "

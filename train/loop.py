@@ -46,10 +46,10 @@ from train.sampling import augment_rng, draw_batch, rank_slice, sampling_weights
 from train.targets import (
     MEMORY_FORMAT,
     branch_to_canonical,
+    ensemble_targets,
     heatmap_targets,
     label_weights,
     resample,
-    student_targets,
     to_tensor,
     unmirror,
 )
@@ -91,7 +91,7 @@ class Trainer:
         self.p = sampling_weights(self.cache, self.train_idx, cfg)
         self.loss_w = label_weights(self.cache, cfg)
         self.heatmap_loss = LOSSES[cfg.loss]
-        self.teacher, self.teacher_codec = self._teacher() if cfg.distil_from else (None, None)
+        self.teachers = [self._teacher(path) for path in cfg.teachers]  # [(net, codec)]
         torch.manual_seed(cfg.seed)
         self.model = FAN(self.mc).to(dist.device).to(memory_format=MEMORY_FORMAT)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
@@ -116,13 +116,13 @@ class Trainer:
             cfg.save(self.out / "config.json")
         self.net = training_module(self.model, dist)
 
-    def _teacher(self) -> tuple[FAN, HeatmapCodec]:
-        """The distillation teacher in eval mode on this run's device, and its codec."""
+    def _teacher(self, path: str) -> tuple[FAN, HeatmapCodec]:
+        """A distillation teacher in eval mode on this run's device, and its codec."""
         from tracker.core.modelfile import load_torch
 
-        net, info = load_torch(self.cfg.distil_from)
+        net, info = load_torch(path)
         if info.model.input_hw[0] != info.model.input_hw[1]:
-            raise ValueError(f"distil_from {self.cfg.distil_from}: its input {info.model.input_hw} is "
+            raise ValueError(f"distil_from {path}: its input {info.model.input_hw} is "
                              "not square")
         for p in net.parameters():
             p.requires_grad_(False)
@@ -190,7 +190,7 @@ class Trainer:
             loss, decoded = self.label_losses(outs, pts, w, total, decoded=bool(self.cfg.decoded_weight))
             if decoded is not None:
                 loss = loss + self.cfg.decoded_weight * decoded
-            if self.teacher is not None:
+            if self.teachers:
                 loss = loss + self.cfg.distil_weight * self._distil_loss(imgs, outs, len(idx))
         else:
             loss = self._siamese_loss(mine, w, total)
@@ -216,15 +216,19 @@ class Trainer:
 
     def _distil_loss(self, imgs: np.ndarray, outs: list[torch.Tensor], global_batch: int) -> torch.Tensor:
         """The loss of every stack's heatmaps against the teacher's points on the same crops
-        (every face weighs 1: the teacher is as good on photos as on the human-labelled ones).
+        (every face weighs 1: the teacher is as good on photos as on the human-labelled ones);
+        several teachers: their points averaged (`ensemble_targets`).
         A teacher with another input size sees the crops resampled to it (`resample`: a 128-px
         teacher scores the same on 112-px crops grown to 128 as on its own, 3.50 % on
         validation: `docs/results/rt-xl/on_168_cache/`)."""
         d = self.dist
         with torch.no_grad():
-            x_t = to_tensor(imgs, self.teacher.config).to(d.device)
-            hm_t = self.teacher(resample(x_t, self.teacher.config.input_hw[0]))
-            target = student_targets(hm_t, self.teacher_codec, self.codec)
+            hms, codecs = [], []
+            for net, codec in self.teachers:
+                x_t = to_tensor(imgs, net.config).to(d.device)
+                hms.append(net(resample(x_t, net.config.input_hw[0])))
+                codecs.append(codec)
+            target = ensemble_targets(hms, codecs, self.codec)
         ones = torch.ones(len(imgs), device=d.device)
         total = global_batch / d.world if d.parallel else None
         return sum(self.heatmap_loss(o, target, ones, total=total) for o in outs)

@@ -93,19 +93,45 @@ def resample(x: torch.Tensor, side: int) -> torch.Tensor:
                                            align_corners=False)
 
 
+def student_input_points(xy_teacher_input: torch.Tensor, codec_t: HeatmapCodec,
+                         codec_s: HeatmapCodec) -> torch.Tensor:
+    """(B, K, 2) points in the teacher's input pixels -> the same in the student's, whose input
+    is the teacher's resampled to its size (`resample`): x_s = (x_t + 0.5) * r - 0.5."""
+    r = codec_s.input_hw[0] / codec_t.input_hw[0]
+    return (xy_teacher_input + 0.5) * r - 0.5
+
+
+def encode_student(xy_student_input: torch.Tensor, codec_s: HeatmapCodec) -> torch.Tensor:
+    """(B, K, 2) points in the student's input pixels -> its (B, K, h, w) targets."""
+    to_hm = torch.as_tensor(codec_s.to_heatmap, dtype=torch.float32).to(xy_student_input.device)
+    return codec_torch.encode(affine.apply(to_hm, xy_student_input), codec_s.heatmap_hw, codec_s.sigma,
+                              codec_s.encoding)
+
+
 def encode_points(xy_teacher_input: torch.Tensor, codec_t: HeatmapCodec,
                   codec_s: HeatmapCodec) -> torch.Tensor:
-    """(B, K, 2) points in the teacher's input pixels -> (B, K, h, w) targets of the student,
-    whose input is the teacher's resampled to its size (`resample`): x_s = (x_t + 0.5) * r - 0.5."""
-    r = codec_s.input_hw[0] / codec_t.input_hw[0]
-    to_hm = torch.as_tensor(codec_s.to_heatmap, dtype=torch.float32).to(xy_teacher_input.device)
-    xy = (xy_teacher_input + 0.5) * r - 0.5
-    return codec_torch.encode(affine.apply(to_hm, xy), codec_s.heatmap_hw, codec_s.sigma, codec_s.encoding)
+    """(B, K, 2) points in the teacher's input pixels -> (B, K, h, w) targets of the student."""
+    return encode_student(student_input_points(xy_teacher_input, codec_t, codec_s), codec_s)
+
+
+def teacher_points(hm_teacher: torch.Tensor, codec_t: HeatmapCodec) -> torch.Tensor:
+    """The teacher's (B, K, h_t, w_t) heatmaps decoded (its codec's decoder) to (B, K, 2)
+    points in its input pixels."""
+    to_input = torch.as_tensor(codec_t.to_input, dtype=torch.float32).to(hm_teacher.device)
+    xy_hm, _ = codec_torch.decode(hm_teacher, codec_t.decoder, codec_t.window, codec_t.tau)
+    return affine.apply(to_input, xy_hm)
 
 
 def student_targets(hm_teacher: torch.Tensor, codec_t: HeatmapCodec, codec_s: HeatmapCodec) -> torch.Tensor:
     """The teacher's (B, K, h_t, w_t) heatmaps decoded (its codec's decoder) and encoded as the
     student's (B, K, h_s, w_s) targets."""
-    to_input = torch.as_tensor(codec_t.to_input, dtype=torch.float32).to(hm_teacher.device)
-    xy_hm, _ = codec_torch.decode(hm_teacher, codec_t.decoder, codec_t.window, codec_t.tau)
-    return encode_points(affine.apply(to_input, xy_hm), codec_t, codec_s)
+    return encode_points(teacher_points(hm_teacher, codec_t), codec_t, codec_s)
+
+
+def ensemble_targets(hms: list[torch.Tensor], codecs_t: list[HeatmapCodec],
+                     codec_s: HeatmapCodec) -> torch.Tensor:
+    """Several teachers' heatmaps (each with its codec) as one set of student targets: each
+    teacher's decoded points carried to the student's input pixels, averaged, encoded. One
+    teacher gives `student_targets`."""
+    xy = [student_input_points(teacher_points(h, c), c, codec_s) for h, c in zip(hms, codecs_t)]
+    return encode_student(torch.stack(xy).mean(0), codec_s)

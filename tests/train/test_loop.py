@@ -10,7 +10,7 @@ from train.augment import augment_batch
 from train.config import TrainConfig
 from train.loop import Trainer
 from train.loss import heatmap_l2
-from train.targets import to_tensor
+from train.targets import ensemble_targets, student_targets, to_tensor
 
 TINY = ModelConfig(stacks=1, width=16, depth=2, input_hw=(64, 64), heatmap_hw=(16, 16), stem_width=8)
 
@@ -191,9 +191,37 @@ def test_distillation_pulls_the_student_to_the_teachers_points(tmp_path, fixture
     assert distil_loss() < 0.2 * before  # measured 0.15 (64 px), 0.18 (48 px)
 
 
+def test_an_ensemble_of_teachers_teaches_the_mean_of_their_points(tmp_path, fixture_cache):
+    """Two teachers in `distil_from`: the distillation loss is the one against the targets of
+    their averaged points, which differs from either teacher's own."""
+    paths = []
+    for seed in (5, 6):
+        out = tmp_path / f"teacher{seed}"
+        Trainer(_cfg(tmp_path, out=str(out), seed=seed), fixture_cache, TINY)._save_last()
+        paths.append(str(out / "last.pt"))
+    tr = Trainer(_cfg(tmp_path, distil_from=paths), fixture_cache, TINY)
+    assert len(tr.teachers) == 2 and tr.cfg.teachers == paths
+    idx = tr.train_idx[:4]
+    imgs, _, _ = augment_batch(np.random.default_rng(0), tr.cache, idx, tr.aug, TINY.input_hw[0])
+    with torch.no_grad():
+        outs = tr.net(to_tensor(imgs, TINY))
+        both = float(tr._distil_loss(imgs, outs, len(idx)))
+        x = to_tensor(imgs, TINY)
+        hms = [net(x) for net, _ in tr.teachers]
+        codecs = [c for _, c in tr.teachers]
+        want = ensemble_targets(hms, codecs, tr.codec)
+        ones = torch.ones(len(idx))
+        assert both == pytest.approx(float(sum(tr.heatmap_loss(o, want, ones) for o in outs)), rel=1e-5)
+        alone = [float(sum(tr.heatmap_loss(o, student_targets(h, c, tr.codec), ones) for o in outs))
+                 for h, c in zip(hms, codecs)]
+    assert all(abs(both - a) > 1e-3 * both for a in alone)
+
+
 def test_distillation_refuses_what_it_cannot_teach(tmp_path, fixture_cache):
     with pytest.raises(ValueError, match="no distillation"):
         _cfg(tmp_path, siamese=True, distil_from="x.pt")
+    with pytest.raises(ValueError, match="empty list"):
+        _cfg(tmp_path, distil_from=[])
     oblong = replace(TINY, input_hw=(64, 48), heatmap_hw=(16, 12))
     Trainer(_cfg(tmp_path, out=str(tmp_path / "teacher")), fixture_cache, oblong)._save_last()
     with pytest.raises(ValueError, match="not square"):

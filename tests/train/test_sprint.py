@@ -15,7 +15,7 @@ from train.cache import Cache
 from train.device_data import DeviceData, evaluate
 from train.pack import Pack, build_from_data
 from train.sprint import Sprint, SprintConfig
-from train.targets import encode_points, resample, student_targets
+from train.targets import encode_points, ensemble_targets, resample, student_targets
 from train.timed import Schedule, lr_factor, run_phase
 from train.validation import validate
 
@@ -83,6 +83,23 @@ def test_student_targets_carry_the_teachers_points_to_the_students_heatmaps():
     back, _ = codec_torch.decode(got)  # in student heatmap pixels
     want = (xy + 0.5) / 8 - 0.5  # teacher input -> student input (/2) -> its heatmap (/4)
     assert float((back - want).abs().max()) < 0.05  # the local soft-argmax's own bias on 8 x 8 maps
+
+
+def test_an_ensembles_targets_sit_at_its_teachers_mean_point():
+    """Two teachers of different input sizes place a point apart; the student's target peaks
+    at their mean, carried to its own input pixels; one teacher alone is `student_targets`."""
+    cs = HeatmapCodec((32, 32), (8, 8))
+    teachers = [(HeatmapCodec((64, 64), (16, 16)), torch.tensor([[[20.3, 30.7]]])),
+                (HeatmapCodec((32, 32), (8, 8)), torch.tensor([[[12.0, 14.2]]]))]
+    hms = [codec_torch.encode(torch.as_tensor((xy.numpy() + 0.5) * c.heatmap_hw[0] / c.input_hw[0] - 0.5),
+                              c.heatmap_hw, c.sigma) for c, xy in teachers]
+    codecs = [c for c, _ in teachers]
+    one = ensemble_targets(hms[:1], codecs[:1], cs)
+    torch.testing.assert_close(one, student_targets(hms[0], codecs[0], cs))
+    back, _ = codec_torch.decode(ensemble_targets(hms, codecs, cs))  # student heatmap pixels
+    mean_input = ((20.3 + 0.5) / 2 - 0.5 + 12.0) / 2, ((30.7 + 0.5) / 2 - 0.5 + 14.2) / 2
+    want = (torch.tensor(mean_input) + 0.5) / 4 - 0.5
+    assert float((back[0, 0] - want).abs().max()) < 0.05  # the decoder's own bias, as above
 
 
 @pytest.mark.parametrize("side, tol", [(32, 1e-4), (28, 0.012)])
