@@ -3,6 +3,8 @@ along and across its line (`tracker.evaluation.scoring.face_errors`).
 
     python scripts/error_parts.py tracker/models/rt-sep-kd.pt tracker/models/rt-sep2-192.pt
     python scripts/error_parts.py --teacher     # dlib's row (needs the peers extra)
+    python scripts/error_parts.py tracker/models/rt-sep2-192.pt+tracker/models/rt-sep-kd.pt
+                                                # an ensemble (a distillation teacher): points averaged
 
 Each model runs on the canonical crops of the held-out human-labelled faces (the identity split
 training holds out; no flip test, no per-point offsets), from the crop cache cut for its input.
@@ -42,15 +44,16 @@ RESULTS = ROOT / "docs" / "results"
 TEACHER = "teacher (dlib), faces it finds; trained on them"
 
 
-def measure(model: Path | None, cache: Cache) -> dict:
+def measure(model: str | None, cache: Cache) -> dict:
     """{"model", "faces", "nme", "median", "parts": {key: mean}, "per_face": [NME, ...]} on the
-    validation faces; `model` None: the teacher, on the faces it finds."""
+    validation faces; `model` None: the teacher, on the faces it finds; "A.pt+B.pt": the
+    models' points averaged (`train.relabel.predict`), as a distillation ensemble teaches."""
     _, val = human_split(cache, TrainConfig())
     if model is None:
         pred, found = teacher_on(cache, val)
         pred, val = pred[found], val[found]
     else:
-        pred = predict([model], cache, val, flip=False)
+        pred = predict([Path(m) for m in model.split("+")], cache, val, flip=False)
     errs = [face_errors(p, t) for p, t in zip(pred, cache.points[val])]
     io = np.array([e["io"] for e in errs])
     parts = {k: float(np.mean([e[k] for e in errs])) for k in errs[0] if ":" in k}
@@ -71,7 +74,8 @@ def versus(row: dict, ref: dict | None) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("models", type=Path, nargs="*", help="shipped .pt files or training checkpoints")
+    ap.add_argument("models", nargs="*", help="shipped .pt files or training checkpoints; "
+                    "A.pt+B.pt: their ensemble")
     ap.add_argument("--teacher", action="store_true", help="add dlib's row (the peers extra)")
     ap.add_argument("--reference", default=f"tracker/models/{DEFAULT_MODEL}.pt",
                     help="the row the others are compared with, face by face")
@@ -83,7 +87,7 @@ def main(argv=None) -> int:
     old = json.loads(path.read_text()) if path.is_file() else {}
     rows = {r["model"]: r for r in old.get("rows", [])}
     # (crop cache, model) pairs; None: the teacher, on the default cache's crops (as it labelled)
-    jobs = [(path_for(load_torch(m)[1].model.input_hw[0]), m) for m in a.models]
+    jobs = [(path_for(load_torch(m.split("+")[0])[1].model.input_hw[0]), m) for m in a.models]
     jobs += [(default_path(), None)] if a.teacher else []
     cache_path, cache = None, None  # one cache in memory at a time (2 GB or more each)
     for want, model in jobs:
