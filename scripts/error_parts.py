@@ -44,6 +44,11 @@ RESULTS = ROOT / "docs" / "results"
 TEACHER = "teacher (dlib), faces it finds; trained on them"
 
 
+def members(model: str) -> list[Path]:
+    """The model files of a `models` argument: "A.pt+B.pt" is an ensemble of two."""
+    return [Path(m) for m in model.split("+")]
+
+
 def measure(model: str | None, cache: Cache) -> dict:
     """{"model", "faces", "nme", "median", "parts": {key: mean}, "per_face": [NME, ...]} on the
     validation faces; `model` None: the teacher, on the faces it finds; "A.pt+B.pt": the
@@ -53,7 +58,7 @@ def measure(model: str | None, cache: Cache) -> dict:
         pred, found = teacher_on(cache, val)
         pred, val = pred[found], val[found]
     else:
-        pred = predict([Path(m) for m in model.split("+")], cache, val, flip=False)
+        pred = predict(members(model), cache, val, flip=False)
     errs = [face_errors(p, t) for p, t in zip(pred, cache.points[val])]
     io = np.array([e["io"] for e in errs])
     parts = {k: float(np.mean([e[k] for e in errs])) for k in errs[0] if ":" in k}
@@ -87,7 +92,7 @@ def main(argv=None) -> int:
     old = json.loads(path.read_text()) if path.is_file() else {}
     rows = {r["model"]: r for r in old.get("rows", [])}
     # (crop cache, model) pairs; None: the teacher, on the default cache's crops (as it labelled)
-    jobs = [(path_for(load_torch(m.split("+")[0])[1].model.input_hw[0]), m) for m in a.models]
+    jobs = [(path_for(load_torch(members(m)[0])[1].model.input_hw[0]), m) for m in a.models]
     jobs += [(default_path(), None)] if a.teacher else []
     cache_path, cache = None, None  # one cache in memory at a time (2 GB or more each)
     for want, model in jobs:

@@ -204,9 +204,9 @@ def test_an_ensemble_of_teachers_teaches_the_mean_of_their_points(tmp_path, fixt
     idx = tr.train_idx[:4]
     imgs, _, _ = augment_batch(np.random.default_rng(0), tr.cache, idx, tr.aug, TINY.input_hw[0])
     with torch.no_grad():
-        outs = tr.net(to_tensor(imgs, TINY))
-        both = float(tr._distil_loss(imgs, outs, len(idx)))
         x = to_tensor(imgs, TINY)
+        outs = tr.net(x)
+        both = float(tr._distil_loss(imgs, outs, len(idx)))
         hms = [net(x) for net, _ in tr.teachers]
         codecs = [c for _, c in tr.teachers]
         want = ensemble_targets(hms, codecs, tr.codec)
