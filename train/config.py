@@ -20,6 +20,9 @@ class TrainConfig:
     samples_per_epoch: int = 8192
     batch: int = 32
     lr: float = 1e-4
+    # Decoupled weight decay (AdamW) on the convolutions' and the head's weights, not on
+    # biases or batch-norm parameters; 0: plain Adam, the paper's
+    weight_decay: float = 0.0
     milestones: tuple[int, ...] = (25, 40)
     gamma: float = 0.1
     sigma: float = 2.0
@@ -83,6 +86,8 @@ class TrainConfig:
                              or self.decoded_weight):
             raise ValueError("the Siamese loss is an L2 on the warped-back sum: no other loss, "
                              "no distillation, no per-part label weights with it")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay {self.weight_decay}: >= 0")
         if self.decoded_weight < 0:
             raise ValueError(f"decoded_weight {self.decoded_weight}: >= 0")
         if any(w < 0 for w in self.teacher_part_weights.values()):

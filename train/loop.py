@@ -68,6 +68,17 @@ def append_row(path: Path, row: dict) -> None:
         wr.writerow(row)
 
 
+def optimiser(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam at `cfg.lr`; with `cfg.weight_decay`, AdamW decaying the weight tensors alone
+    (convolutions and heads: no biases, no batch-norm scales or shifts)."""
+    if not cfg.weight_decay:
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    params = list(model.parameters())
+    return torch.optim.AdamW([{"params": [p for p in params if p.ndim > 1]},
+                              {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}],
+                             lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, cache: Cache | None = None,
                  model_config: ModelConfig | None = None, dist: Dist = SINGLE):
@@ -94,7 +105,7 @@ class Trainer:
         self.teachers = [self._teacher(path) for path in cfg.teachers]  # [(net, codec)]
         torch.manual_seed(cfg.seed)
         self.model = FAN(self.mc).to(dist.device).to(memory_format=MEMORY_FORMAT)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.opt = optimiser(self.model, cfg)
         self.sched = torch.optim.lr_scheduler.MultiStepLR(self.opt, list(cfg.milestones), cfg.gamma)
         # one process: one stream draws the batches and augments them; under DDP the batch
         # stream is shared (same seed on every rank) and each rank augments from its own

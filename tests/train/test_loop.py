@@ -155,6 +155,31 @@ def test_the_decoded_points_loss_trains_too(tmp_path, fixture_cache):
         _cfg(tmp_path, decoded_weight=-1.0)
 
 
+def test_weight_decay_shrinks_the_weight_tensors_alone_and_the_run_learns(tmp_path, fixture_cache):
+    """`weight_decay`: a step with zero gradients leaves Adam's moments at zero, so all it does is
+    the decoupled decay: every convolution and head weight times (1 - lr * decay) exactly,
+    biases and batch-norm parameters untouched. Without it the optimiser is plain Adam."""
+    assert type(Trainer(_cfg(tmp_path / "plain"), fixture_cache, TINY).opt) is torch.optim.Adam
+    tr = Trainer(_cfg(tmp_path / "wd", weight_decay=0.5), fixture_cache, TINY)
+    before = {n: p.detach().clone() for n, p in tr.model.named_parameters()}
+    for p in tr.model.parameters():
+        p.grad = torch.zeros_like(p)
+    tr.opt.step()
+    factor = 1 - tr.cfg.lr * 0.5
+    decayed = 0
+    for n, p in tr.model.named_parameters():
+        if p.ndim > 1:
+            torch.testing.assert_close(p.detach(), before[n] * factor)
+            decayed += int(not torch.equal(p, before[n]))
+        else:
+            assert torch.equal(p, before[n]), n
+    assert decayed == sum(p.ndim > 1 for p in tr.model.parameters())
+    losses = _fit_one_batch(tr, tr.train_idx[:4])
+    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:3])
+    with pytest.raises(ValueError, match="weight_decay"):
+        _cfg(tmp_path, weight_decay=-0.1)
+
+
 def test_teacher_part_weights_weigh_the_teachers_jaw_in_the_step(tmp_path, fixture_cache):
     """The teacher's jaw points at weight 1 (others 0.5) change the step's loss on a batch
     with teacher faces, and the run learns as the plain one does."""
